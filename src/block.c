@@ -1,0 +1,164 @@
+/* Backend-independent parts of the block layer: opening by source string, unaligned reads,
+ * error printing. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "block.h"
+
+int tm_block_fail(struct tm_block_error *err, enum tm_block_code code, int sys_errno,
+		  const char *fmt, ...)
+{
+	if (!err)
+		return -1;
+	err->code = code;
+	err->sys_errno = sys_errno;
+	err->msg[0] = '\0';
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static const char *code_text(enum tm_block_code code)
+{
+	switch (code) {
+	case TM_BLOCK_OK: return "no error";
+	case TM_BLOCK_IO: return "I/O error";
+	case TM_BLOCK_READ_ONLY: return "device is read-only";
+	case TM_BLOCK_OUT_OF_RANGE: return "read past the end of the device";
+	case TM_BLOCK_UNALIGNED: return "buffer is not a whole number of sectors";
+	case TM_BLOCK_DISCONNECTED: return "device disconnected";
+	case TM_BLOCK_OPEN: return "cannot open";
+	case TM_BLOCK_INVALID: return "not a usable source";
+	}
+	return "unknown error";
+}
+
+const char *tm_block_strerror(const struct tm_block_error *err, char *buf, size_t size)
+{
+	const char *sys = err->sys_errno ? strerror(err->sys_errno) : NULL;
+	if (err->msg[0] && sys)
+		snprintf(buf, size, "%s: %s: %s", code_text(err->code), err->msg, sys);
+	else if (err->msg[0] || sys)
+		snprintf(buf, size, "%s: %s", code_text(err->code), err->msg[0] ? err->msg : sys);
+	else
+		snprintf(buf, size, "%s", code_text(err->code));
+	return buf;
+}
+
+struct tm_block *tm_block_open(const char *source, const struct tm_block_options *opts,
+			       struct tm_block_error *err)
+{
+	static const struct tm_block_options defaults;
+	if (!opts)
+		opts = &defaults;
+	if (!source || !*source) {
+		tm_block_fail(err, TM_BLOCK_INVALID, 0, "empty source name");
+		return NULL;
+	}
+	return tm_block_file_open(source, opts, err);
+}
+
+bool tm_block_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base)
+{
+	return b->ops->get_fd && b->ops->get_fd(b, fd, fd_base);
+}
+
+void tm_block_disconnect(struct tm_block *b)
+{
+	if (b)
+		b->ops->disconnect(b);
+}
+
+uint64_t tm_block_size_bytes(struct tm_block *b)
+{
+	struct tm_block_info info;
+	tm_block_get_info(b, &info);
+	return info.size_sectors * info.sector_size;
+}
+
+int64_t tm_block_check_range(const struct tm_block_info *info, uint64_t sector,
+			     const struct iovec *iov, int iovcnt, struct tm_block_error *err)
+{
+	uint64_t bytes = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len % info->sector_size)
+			return tm_block_fail(err, TM_BLOCK_UNALIGNED, 0, "buffer of %zu bytes",
+					     iov[i].iov_len);
+		bytes += iov[i].iov_len;
+	}
+	uint64_t n = bytes / info->sector_size;
+	if (sector > info->size_sectors || n > info->size_sectors - sector)
+		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0,
+				     "sectors %llu+%llu of %llu", (unsigned long long)sector,
+				     (unsigned long long)n, (unsigned long long)info->size_sectors);
+	return (int64_t)bytes;
+}
+
+int tm_block_write_read_only(struct tm_block *b, uint64_t sector, const struct iovec *iov,
+			     int iovcnt, struct tm_block_error *err)
+{
+	(void)b, (void)sector, (void)iov, (void)iovcnt;
+	return tm_block_fail(err, TM_BLOCK_READ_ONLY, EROFS, NULL);
+}
+
+/* Bounce-buffer size for unaligned edges; requests are split into chunks of this size too,
+ * so a caller's huge unaligned read never needs a huge temporary. */
+#define BOUNCE_MAX (256u * 1024)
+
+int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
+		   struct tm_block_error *err)
+{
+	struct tm_block_info info;
+	tm_block_get_info(b, &info);
+	uint64_t ss = info.sector_size, dev = info.size_sectors * ss;
+	if (off > dev || len > dev - off)
+		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0, "bytes %llu+%zu of %llu",
+				     (unsigned long long)off, len, (unsigned long long)dev);
+	uint8_t *out = buf;
+	uint8_t *bounce = NULL;
+	int rc = 0;
+	while (len > 0) {
+		uint64_t head = off % ss;
+		if (head == 0 && len >= ss) {
+			/* Aligned middle: straight into the caller's buffer. */
+			size_t n = len - len % ss;
+			struct iovec iov = { out, n };
+			if (tm_block_read(b, off / ss, &iov, 1, err) < 0) {
+				rc = -1;
+				break;
+			}
+			out += n, off += n, len -= n;
+			continue;
+		}
+		/* An unaligned edge: read whole sectors covering it into the bounce buffer. */
+		uint64_t span = head + len;
+		span = (span + ss - 1) / ss * ss;
+		if (span > BOUNCE_MAX)
+			span = BOUNCE_MAX > ss ? BOUNCE_MAX - BOUNCE_MAX % ss : ss;
+		if (!bounce && !(bounce = aligned_alloc(4096, BOUNCE_MAX > ss ? BOUNCE_MAX : ss))) {
+			rc = tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+			break;
+		}
+		struct iovec iov = { bounce, span };
+		if (tm_block_read(b, off / ss, &iov, 1, err) < 0) {
+			rc = -1;
+			break;
+		}
+		size_t n = span - head < len ? span - head : len;
+		memcpy(out, bounce + head, n);
+		out += n, off += n, len -= n;
+	}
+	free(bounce);
+	return rc;
+}

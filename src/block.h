@@ -1,0 +1,123 @@
+/* Block backends: a sector-addressed, read-mostly device, after MirageOS Mirage_block.S.
+ *
+ * Every source the user can name (a regular file, a raw block device, an NBD export) is a
+ * tm_block.  Decorators (a cache, an offset window) are tm_blocks that wrap another one through
+ * the same vtable, so nothing above this layer knows which it is talking to.
+ *
+ * Thread safety: read() and get_info() may be called from many threads at once on the same
+ * tm_block.  disconnect() must be called once, after every reader is done. */
+#ifndef TM_BLOCK_H
+#define TM_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum tm_block_code {
+	TM_BLOCK_OK = 0,
+	TM_BLOCK_IO,           /* the device failed a read; sys_errno says how */
+	TM_BLOCK_READ_ONLY,    /* write() on a read-only device */
+	TM_BLOCK_OUT_OF_RANGE, /* sector range past the end of the device */
+	TM_BLOCK_UNALIGNED,    /* a buffer that is not a whole number of sectors */
+	TM_BLOCK_DISCONNECTED, /* used after disconnect, or the server went away */
+	TM_BLOCK_OPEN,         /* the source could not be opened */
+	TM_BLOCK_INVALID,      /* the source string does not name a usable device */
+};
+
+/* An error with enough context to print one clear line.  msg is empty or a short detail
+ * ("Connection refused", "offset 12345 past the end"); it never repeats the code. */
+struct tm_block_error {
+	enum tm_block_code code;
+	int sys_errno;
+	char msg[200];
+};
+
+struct tm_block_info {
+	bool read_write;
+	uint32_t sector_size;  /* bytes, a power of two >= 512 */
+	uint64_t size_sectors; /* whole sectors; a trailing partial sector is not readable */
+};
+
+struct tm_block;
+
+struct tm_block_ops {
+	const char *name; /* "file", "window", ... for messages */
+	void (*get_info)(struct tm_block *b, struct tm_block_info *info);
+	/* Fill buffers, each a whole number of sectors, from consecutive sectors starting at
+	 * sector.  On error the contents of the buffers are unspecified. */
+	int (*read)(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
+		    struct tm_block_error *err);
+	int (*write)(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
+		     struct tm_block_error *err);
+	/* Optional (may be NULL): a file descriptor whose byte offset fd_base + x holds byte x of
+	 * this device, for zero-copy splicing.  Returns false when there is none. */
+	bool (*get_fd)(struct tm_block *b, int *fd, uint64_t *fd_base);
+	/* Free everything; for a decorator, also disconnects what it wraps. */
+	void (*disconnect)(struct tm_block *b);
+};
+
+struct tm_block {
+	const struct tm_block_ops *ops;
+	char *source; /* what the user typed, for messages; owned */
+};
+
+/* Options that select and shape a backend; zero-initialised means defaults. */
+struct tm_block_options {
+	bool direct; /* O_DIRECT where the backend supports it */
+};
+
+/* Open the backend named by source (for now: a path to a regular file).  Returns NULL and
+ * fills err on failure. */
+struct tm_block *tm_block_open(const char *source, const struct tm_block_options *opts,
+			       struct tm_block_error *err);
+struct tm_block *tm_block_file_open(const char *path, const struct tm_block_options *opts,
+				    struct tm_block_error *err);
+/* An in-memory device over data[0..len) (not copied; the caller keeps it alive). Used by
+ * unit tests and fuzzers.  A partial last sector reads as if padded with zeros, like a
+ * device whose last sector holds the end of an archive. */
+struct tm_block *tm_block_mem_new(const void *data, size_t len, uint32_t sector_size);
+
+static inline void tm_block_get_info(struct tm_block *b, struct tm_block_info *info)
+{
+	b->ops->get_info(b, info);
+}
+static inline int tm_block_read(struct tm_block *b, uint64_t sector, const struct iovec *iov,
+				int iovcnt, struct tm_block_error *err)
+{
+	return b->ops->read(b, sector, iov, iovcnt, err);
+}
+static inline int tm_block_write(struct tm_block *b, uint64_t sector, const struct iovec *iov,
+				 int iovcnt, struct tm_block_error *err)
+{
+	return b->ops->write(b, sector, iov, iovcnt, err);
+}
+bool tm_block_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base);
+void tm_block_disconnect(struct tm_block *b);
+
+/* Readable size in bytes (size_sectors * sector_size). */
+uint64_t tm_block_size_bytes(struct tm_block *b);
+
+/* Read len bytes at byte offset off, with no alignment requirement: sector-aligned middle
+ * parts go straight into buf, unaligned edges through a bounce buffer.  Reading past the end
+ * is TM_BLOCK_OUT_OF_RANGE.  Thread-safe. */
+int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
+		   struct tm_block_error *err);
+
+/* Fill err and return -1; fmt may be NULL. */
+int tm_block_fail(struct tm_block_error *err, enum tm_block_code code, int sys_errno,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Print err as one line without the source ("I/O error: Input/output error") into buf. */
+const char *tm_block_strerror(const struct tm_block_error *err, char *buf, size_t size);
+
+/* Shared by backends: check that iov is whole sectors and the range is inside the device;
+ * returns the byte count or -1 with err filled. */
+int64_t tm_block_check_range(const struct tm_block_info *info, uint64_t sector,
+			     const struct iovec *iov, int iovcnt, struct tm_block_error *err);
+
+/* write() for read-only backends. */
+int tm_block_write_read_only(struct tm_block *b, uint64_t sector, const struct iovec *iov,
+			     int iovcnt, struct tm_block_error *err);
+
+#endif

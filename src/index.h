@@ -1,0 +1,138 @@
+/* The tar index: the tree that extracting the archive with GNU tar would create, built once
+ * from the headers and immutable afterwards, so any number of threads read it without locks.
+ *
+ * Layout (flat arrays, no pointers, so that a later version can write it to a file and map it
+ * back):
+ *   inodes[]    one per file, directory, link target...; inode 0 is the root directory.
+ *   dentries[]  a name and the inode it points to; hard links are several dentries, one inode.
+ *   children[]  for each directory, a run of dentry numbers sorted by name (bytewise), so that
+ *               a lookup is a binary search and a listing is a slice.
+ *   strings     NUL-terminated names, link targets, user and group names.
+ *   aux         8-byte aligned records: sparse maps and xattr lists.
+ * Cost per entry: 64 bytes of inode, 8 of dentry, 4 of children slot, plus the name. */
+#ifndef TM_INDEX_H
+#define TM_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "block.h"
+#include "tar.h"
+
+#define TM_NONE UINT32_MAX
+#define TM_ROOT 0u
+
+struct tm_inode {
+	uint64_t size;   /* logical size; for a symlink, the target's length */
+	uint64_t offset; /* byte offset of the data on the device (regular files) */
+	int64_t mtime;
+	uint32_t mtime_nsec;
+	uint32_t mode;   /* S_IFMT type bits | 07777 permission bits */
+	uint32_t uid, gid;
+	uint32_t uname, gname; /* offsets in strings; 0 is the empty string */
+	uint32_t nlink;
+	uint32_t xattrs;       /* offset in aux of the xattr list, or TM_NONE */
+	/* By type: directory: first slot in children[] and the number of children;
+	 * symlink: offset in strings of the target, unused; regular file: offset in aux of the
+	 * sparse map or TM_NONE, unused; char/block device: major, minor. */
+	uint32_t a, b;
+};
+
+struct tm_dentry {
+	uint32_t name;  /* offset in strings */
+	uint32_t inode;
+};
+
+/* A sparse map in aux: count, then count chunks in increasing offset order, each with where
+ * its bytes start relative to the member's data offset. */
+struct tm_index_sparse_chunk {
+	uint64_t offset, length, stored;
+};
+struct tm_index_sparse {
+	uint64_t count;
+	struct tm_index_sparse_chunk chunk[];
+};
+
+struct tm_index {
+	const struct tm_inode *inodes;
+	const struct tm_dentry *dentries;
+	const uint32_t *children;
+	const char *strings;
+	const uint8_t *aux;
+	uint32_t ninodes, ndentries, nchildren;
+	uint64_t strings_len, aux_len;
+	/* What the scan found. */
+	uint64_t members;      /* archive members read */
+	uint64_t archive_end;  /* byte offset just past the last member used */
+	unsigned warnings, errors;
+	bool truncated;        /* the archive ended without an end-of-archive marker */
+	void *storage;         /* private: owns the arrays */
+};
+
+/* Called for each problem found while building; path may be NULL. */
+typedef void (*tm_index_diag_fn)(void *ud, enum tm_tar_diag_level level, uint64_t offset,
+				 const char *path, const char *msg);
+
+struct tm_index_options {
+	tm_index_diag_fn diag; /* NULL: problems are only counted */
+	void *diag_ud;
+	/* Called now and then with the bytes scanned and members read; NULL for none. */
+	void (*progress)(void *ud, uint64_t bytes, uint64_t members);
+	void *progress_ud;
+};
+
+/* Scan the archive on b and build its index.  Returns NULL, with err or a TM_TAR_ERROR
+ * diagnostic saying why, when the source is not a tar archive or the device fails; a
+ * damaged archive after its first header yields the index of what was valid, with the
+ * problems reported through diag and counted in warnings/errors. */
+struct tm_index *tm_index_build(struct tm_block *b, const struct tm_index_options *opts,
+				struct tm_block_error *err);
+void tm_index_free(struct tm_index *idx);
+
+/* Memory the index holds (the arrays), for reports. */
+size_t tm_index_memory(const struct tm_index *idx);
+
+static inline const struct tm_inode *tm_index_inode(const struct tm_index *idx, uint32_t ino)
+{
+	return &idx->inodes[ino];
+}
+static inline const char *tm_index_string(const struct tm_index *idx, uint32_t off)
+{
+	return idx->strings + off;
+}
+
+/* The child of directory dir called name[0..len), as an inode number and (if dentry is not
+ * NULL) its dentry; TM_NONE when dir is not a directory or has no such child. */
+uint32_t tm_index_lookup(const struct tm_index *idx, uint32_t dir, const char *name, size_t len,
+			 uint32_t *dentry);
+
+/* Resolve a path ("a/b/c", leading '/' and './', repeated '/' and '.' segments allowed;
+ * symlinks are not followed).  Returns the inode or TM_NONE; "" and "/" are the root. */
+uint32_t tm_index_resolve(const struct tm_index *idx, const char *path);
+
+/* Children of a directory: count, and the dentry in slot i (0 <= i < count). */
+static inline uint32_t tm_index_child_count(const struct tm_index *idx, uint32_t dir)
+{
+	return idx->inodes[dir].b;
+}
+static inline const struct tm_dentry *tm_index_child(const struct tm_index *idx, uint32_t dir,
+						     uint32_t i)
+{
+	return &idx->dentries[idx->children[idx->inodes[dir].a + i]];
+}
+
+/* The sparse map of a regular file, or NULL when it is not sparse. */
+const struct tm_index_sparse *tm_index_sparse_map(const struct tm_index *idx, uint32_t ino);
+
+/* Iterate the xattrs of an inode: *cursor starts at 0; returns false when done. */
+bool tm_index_xattr_next(const struct tm_index *idx, uint32_t ino, uint32_t *cursor,
+			 const char **name, const void **value, uint32_t *value_len);
+
+/* Normalise an archive path the way GNU tar does on extraction: strip leading '/' and './',
+ * collapse '//' and drop '.' segments, drop a trailing '/'.  Writes into out (at least
+ * strlen(path)+1 bytes).  Returns false for a path with a '..' segment. */
+bool tm_index_normalize(const char *path, char *out);
+
+#endif

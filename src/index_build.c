@@ -1,0 +1,546 @@
+/* Building the index: replay the archive's members the way GNU tar extraction would apply
+ * them to an empty directory, then freeze the result into flat sorted arrays. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "index.h"
+
+struct builder {
+	GArray *inodes;     /* struct tm_inode */
+	GArray *dentries;   /* struct tm_dentry */
+	GArray *dparent;    /* uint32_t: the directory inode each dentry was made in */
+	GArray *implicit;   /* uint8_t per inode: a directory the archive never listed */
+	GByteArray *strings, *aux;
+	GHashTable *paths;  /* normalised path -> dentry + 1 (keys live in pathchunk) */
+	GHashTable *owners; /* interned user/group names -> string offset */
+	GStringChunk *pathchunk;
+	/* How many directories were replaced by something else: until one is, every dentry
+	 * found in paths is live and needs no check. */
+	unsigned dir_replacements;
+	int64_t max_mtime;
+	bool overflow;
+	struct tm_index *idx;
+	const struct tm_index_options *opts;
+	struct tm_tar_reader *reader;
+	char *scratch, *link_scratch; /* normalisation buffers */
+	size_t scratch_len, link_scratch_len;
+};
+
+static void report(struct builder *b, enum tm_tar_diag_level lvl, uint64_t off, const char *path,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void report(struct builder *b, enum tm_tar_diag_level lvl, uint64_t off, const char *path,
+		   const char *fmt, ...)
+{
+	if (lvl == TM_TAR_ERROR)
+		b->idx->errors++;
+	else
+		b->idx->warnings++;
+	if (!b->opts->diag)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	b->opts->diag(b->opts->diag_ud, lvl, off, path, msg);
+}
+
+static void reader_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const char *msg)
+{
+	report(ud, lvl, off, NULL, "%s", msg);
+}
+
+#define IS_DIR(mode) (((mode) & S_IFMT) == S_IFDIR)
+
+static struct tm_inode *inode_at(struct builder *b, uint32_t i)
+{
+	return &g_array_index(b->inodes, struct tm_inode, i);
+}
+
+static struct tm_dentry *dentry_at(struct builder *b, uint32_t i)
+{
+	return &g_array_index(b->dentries, struct tm_dentry, i);
+}
+
+/* Append bytes to a pool, returning their offset; pools are addressed with 32 bits. */
+static uint32_t pool_add(struct builder *b, GByteArray *pool, const void *p, size_t len,
+			 size_t align)
+{
+	static const uint8_t zeros[8];
+	size_t pad = (align - pool->len % align) % align;
+	if ((uint64_t)pool->len + pad + len >= TM_NONE) {
+		b->overflow = true;
+		return 0;
+	}
+	g_byte_array_append(pool, zeros, (guint)pad);
+	uint32_t off = pool->len;
+	g_byte_array_append(pool, p, (guint)len);
+	return off;
+}
+
+static uint32_t string_add(struct builder *b, const char *s)
+{
+	if (!*s)
+		return 0;
+	return pool_add(b, b->strings, s, strlen(s) + 1, 1);
+}
+
+static uint32_t owner_add(struct builder *b, const char *s)
+{
+	gpointer v;
+	if (!*s)
+		return 0;
+	if (g_hash_table_lookup_extended(b->owners, s, NULL, &v))
+		return GPOINTER_TO_UINT(v);
+	uint32_t off = string_add(b, s);
+	g_hash_table_insert(b->owners, g_strdup(s), GUINT_TO_POINTER(off));
+	return off;
+}
+
+static uint32_t inode_new(struct builder *b, const struct tm_inode *ino, bool implicit)
+{
+	uint8_t flag = implicit;
+	g_array_append_val(b->inodes, *ino);
+	g_array_append_val(b->implicit, flag);
+	return b->inodes->len - 1;
+}
+
+static struct tm_inode implicit_dir(void)
+{
+	struct tm_inode d = { .mode = S_IFDIR | 0755, .nlink = 2, .xattrs = TM_NONE };
+	return d;
+}
+
+static uint32_t ensure_dir(struct builder *b, const char *path, size_t len);
+
+/* The live dentry for path[0..len) whose parent directory is parent, or TM_NONE. */
+static uint32_t find_dentry(struct builder *b, const char *path, size_t len, uint32_t parent)
+{
+	char saved = path[len];
+	((char *)path)[len] = '\0';
+	gpointer v = g_hash_table_lookup(b->paths, path);
+	((char *)path)[len] = saved;
+	if (!v)
+		return TM_NONE;
+	uint32_t de = GPOINTER_TO_UINT(v) - 1;
+	if (b->dir_replacements && g_array_index(b->dparent, uint32_t, de) != parent)
+		return TM_NONE; /* made in a directory that has since been replaced */
+	return de;
+}
+
+static uint32_t dentry_new(struct builder *b, const char *path, size_t len, uint32_t parent,
+			   uint32_t ino)
+{
+	const char *base = memrchr(path, '/', len);
+	base = base ? base + 1 : path;
+	char saved = path[len];
+	((char *)path)[len] = '\0';
+	struct tm_dentry d = { string_add(b, base), ino };
+	g_array_append_val(b->dentries, d);
+	g_array_append_val(b->dparent, parent);
+	char *key = g_string_chunk_insert_len(b->pathchunk, path, (gssize)len);
+	((char *)path)[len] = saved;
+	g_hash_table_insert(b->paths, key, GUINT_TO_POINTER(b->dentries->len));
+	return b->dentries->len - 1;
+}
+
+/* The live dentry of path[0..len) without making anything; TM_NONE if there is none. */
+static uint32_t lookup_path(struct builder *b, const char *path, size_t len)
+{
+	if (len == 0)
+		return TM_NONE;
+	const char *slash = memrchr(path, '/', len);
+	uint32_t parent = TM_ROOT;
+	if (slash && b->dir_replacements) {
+		uint32_t pde = lookup_path(b, path, (size_t)(slash - path));
+		if (pde == TM_NONE)
+			return TM_NONE;
+		parent = dentry_at(b, pde)->inode;
+	}
+	/* With no directory ever replaced every dentry in paths is live, parent unchecked. */
+	if (!b->dir_replacements)
+		parent = TM_NONE;
+	char saved = path[len];
+	((char *)path)[len] = '\0';
+	gpointer v = g_hash_table_lookup(b->paths, path);
+	((char *)path)[len] = saved;
+	if (!v)
+		return TM_NONE;
+	uint32_t de = GPOINTER_TO_UINT(v) - 1;
+	if (parent != TM_NONE && g_array_index(b->dparent, uint32_t, de) != parent)
+		return TM_NONE;
+	return de;
+}
+
+static uint32_t parent_of(struct builder *b, const char *path, size_t len)
+{
+	const char *slash = memrchr(path, '/', len);
+	return slash ? ensure_dir(b, path, (size_t)(slash - path)) : TM_ROOT;
+}
+
+/* The directory inode at path[0..len), made (with its parents) if missing; TM_NONE when
+ * something that is not a directory is in the way. */
+static uint32_t ensure_dir(struct builder *b, const char *path, size_t len)
+{
+	uint32_t parent = parent_of(b, path, len);
+	if (parent == TM_NONE)
+		return TM_NONE;
+	uint32_t de = find_dentry(b, path, len, parent);
+	if (de != TM_NONE) {
+		uint32_t ino = dentry_at(b, de)->inode;
+		return IS_DIR(inode_at(b, ino)->mode) ? ino : TM_NONE;
+	}
+	struct tm_inode d = implicit_dir();
+	uint32_t ino = inode_new(b, &d, true);
+	dentry_new(b, path, len, parent, ino);
+	return ino;
+}
+
+static uint32_t add_xattrs(struct builder *b, const GPtrArray *xattrs)
+{
+	if (!xattrs || !xattrs->len)
+		return TM_NONE;
+	uint32_t first = TM_NONE;
+	for (guint i = 0; i < xattrs->len; i++) {
+		const struct tm_pax_xattr *x = xattrs->pdata[i];
+		gsize vlen;
+		const void *v = g_bytes_get_data(x->value, &vlen);
+		uint32_t hdr[2] = { (uint32_t)strlen(x->name), (uint32_t)vlen };
+		uint32_t off = pool_add(b, b->aux, hdr, sizeof hdr, 4);
+		pool_add(b, b->aux, x->name, hdr[0] + 1, 1);
+		pool_add(b, b->aux, v, vlen, 1);
+		if (first == TM_NONE)
+			first = off;
+	}
+	uint32_t end = TM_NONE;
+	pool_add(b, b->aux, &end, sizeof end, 4);
+	return first;
+}
+
+static uint32_t add_sparse(struct builder *b, const GArray *map)
+{
+	uint64_t count = map->len, stored = 0;
+	uint32_t off = pool_add(b, b->aux, &count, sizeof count, 8);
+	for (guint i = 0; i < map->len; i++) {
+		const struct tm_tar_sparse_chunk *c =
+			&g_array_index(map, struct tm_tar_sparse_chunk, i);
+		struct tm_index_sparse_chunk ic = { c->offset, c->length, stored };
+		pool_add(b, b->aux, &ic, sizeof ic, 8);
+		stored += c->length;
+	}
+	return off;
+}
+
+static uint32_t mode_type(enum tm_tar_type t)
+{
+	switch (t) {
+	case TM_TAR_DIR: return S_IFDIR;
+	case TM_TAR_SYMLINK: return S_IFLNK;
+	case TM_TAR_CHR: return S_IFCHR;
+	case TM_TAR_BLK: return S_IFBLK;
+	case TM_TAR_FIFO: return S_IFIFO;
+	default: return S_IFREG;
+	}
+}
+
+/* The inode a member describes (for everything but hard links). */
+static struct tm_inode member_inode(struct builder *b, const struct tm_tar_member *m)
+{
+	struct tm_inode i = {
+		.size = m->size,
+		.offset = m->data_offset,
+		.mtime = m->mtime,
+		.mtime_nsec = m->mtime_nsec,
+		.mode = mode_type(m->type) | m->mode,
+		.uid = (uint32_t)m->uid,
+		.gid = (uint32_t)m->gid,
+		.uname = owner_add(b, m->uname),
+		.gname = owner_add(b, m->gname),
+		.nlink = 1,
+		.xattrs = add_xattrs(b, m->xattrs),
+		.a = TM_NONE,
+	};
+	switch (m->type) {
+	case TM_TAR_SYMLINK: i.a = string_add(b, m->linkpath); break;
+	case TM_TAR_CHR:
+	case TM_TAR_BLK: i.a = m->devmajor, i.b = m->devminor; break;
+	case TM_TAR_REG:
+		if (m->sparse)
+			i.a = add_sparse(b, m->sparse);
+		break;
+	default: i.a = 0; break;
+	}
+	if (m->mtime > b->max_mtime)
+		b->max_mtime = m->mtime;
+	return i;
+}
+
+/* The normalised form of p in *buf (grown as needed), or NULL for a path with '..'. */
+static char *normalize(const char *p, char **buf, size_t *cap)
+{
+	size_t n = strlen(p) + 1;
+	if (n > *cap) {
+		*cap = n * 2;
+		*buf = g_realloc(*buf, *cap);
+	}
+	return tm_index_normalize(p, *buf) ? *buf : NULL;
+}
+
+static void add_member(struct builder *b, const struct tm_tar_member *m)
+{
+	char *path = normalize(m->path, &b->scratch, &b->scratch_len);
+	if (!path) {
+		report(b, TM_TAR_WARNING, m->header_offset, m->path,
+		       "member name contains '..'; skipped");
+		return;
+	}
+	size_t len = strlen(path);
+	uint32_t ino;
+	if (len == 0) { /* "./" or "/": the root itself */
+		if (m->type != TM_TAR_DIR) {
+			report(b, TM_TAR_WARNING, m->header_offset, m->path,
+			       "member names the archive root but is not a directory; skipped");
+			return;
+		}
+		struct tm_inode *root = inode_at(b, TM_ROOT), fresh = member_inode(b, m);
+		fresh.a = root->a, fresh.b = root->b, fresh.nlink = root->nlink;
+		*root = fresh;
+		g_array_index(b->implicit, uint8_t, TM_ROOT) = 0;
+		return;
+	}
+	uint32_t parent = parent_of(b, path, len);
+	if (parent == TM_NONE) {
+		report(b, TM_TAR_WARNING, m->header_offset, path,
+		       "a parent of this member is not a directory; skipped");
+		return;
+	}
+	uint32_t de = find_dentry(b, path, len, parent);
+	if (m->type == TM_TAR_HARDLINK) {
+		char *target = normalize(m->linkpath, &b->link_scratch, &b->link_scratch_len);
+		uint32_t tde = target ? lookup_path(b, target, strlen(target)) : TM_NONE;
+		ino = tde != TM_NONE ? dentry_at(b, tde)->inode : TM_NONE;
+		if (ino == TM_NONE || IS_DIR(inode_at(b, ino)->mode)) {
+			report(b, TM_TAR_WARNING, m->header_offset, path,
+			       "hard link to '%s', which is %s; skipped", m->linkpath,
+			       ino == TM_NONE ? "not in the archive before it" : "a directory");
+			return;
+		}
+	} else if (de != TM_NONE && m->type == TM_TAR_DIR &&
+		   IS_DIR(inode_at(b, dentry_at(b, de)->inode)->mode)) {
+		/* A directory listed again (or after an implicit one): new metadata, same
+		 * children. */
+		ino = dentry_at(b, de)->inode;
+		struct tm_inode *d = inode_at(b, ino), fresh = member_inode(b, m);
+		fresh.a = d->a, fresh.b = d->b, fresh.nlink = d->nlink;
+		*d = fresh;
+		g_array_index(b->implicit, uint8_t, ino) = 0;
+		return;
+	} else {
+		struct tm_inode fresh = member_inode(b, m);
+		ino = inode_new(b, &fresh, false);
+	}
+	if (de == TM_NONE) {
+		dentry_new(b, path, len, parent, ino);
+		return;
+	}
+	/* The last member of a path wins, as on extraction. */
+	struct tm_dentry *d = dentry_at(b, de);
+	if (IS_DIR(inode_at(b, d->inode)->mode))
+		b->dir_replacements++;
+	d->inode = ino;
+}
+
+/* ---- freezing ---- */
+
+struct sort_ctx {
+	const struct tm_dentry *dentries;
+	const char *strings;
+};
+
+static gint by_name(gconstpointer a, gconstpointer bb, gpointer ud)
+{
+	const struct sort_ctx *c = ud;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)bb;
+	return strcmp(c->strings + c->dentries[x].name, c->strings + c->dentries[y].name);
+}
+
+/* Group dentries by the directory they were made in (a counting sort), sort each group by
+ * name, then walk from the root to find what is reachable, give each directory its run and
+ * count links. */
+static uint32_t *freeze_children(struct builder *b, uint32_t *nchildren)
+{
+	uint32_t ni = b->inodes->len, nd = b->dentries->len;
+	const uint32_t *dparent = (const uint32_t *)b->dparent->data;
+	uint32_t *start = g_new0(uint32_t, (size_t)ni + 1);
+	for (uint32_t d = 0; d < nd; d++)
+		start[dparent[d] + 1]++;
+	for (uint32_t i = 0; i < ni; i++)
+		start[i + 1] += start[i];
+	uint32_t *children = g_new(uint32_t, nd ? nd : 1);
+	uint32_t *fill = g_memdup2(start, ((size_t)ni + 1) * sizeof *start);
+	for (uint32_t d = 0; d < nd; d++)
+		children[fill[dparent[d]]++] = d;
+	g_free(fill);
+
+	struct sort_ctx ctx = { (const struct tm_dentry *)b->dentries->data,
+				(const char *)b->strings->data };
+	struct tm_inode *inodes = (struct tm_inode *)b->inodes->data;
+	for (uint32_t i = 0; i < ni; i++) {
+		inodes[i].nlink = IS_DIR(inodes[i].mode) ? 2 : 0;
+		if (IS_DIR(inodes[i].mode)) {
+			inodes[i].a = start[i];
+			inodes[i].b = 0;
+		}
+	}
+	/* Breadth-first from the root: only directories still reachable get their children
+	 * (a replaced directory's old contents are gone, as on extraction). */
+	uint32_t *queue = g_new(uint32_t, (size_t)ni + 1), qh = 0, qt = 0;
+	queue[qt++] = TM_ROOT;
+	while (qh < qt) {
+		uint32_t dir = queue[qh++];
+		uint32_t n = start[dir + 1] - start[dir];
+		inodes[dir].b = n;
+		g_qsort_with_data(children + start[dir], (gint)n, sizeof *children, by_name, &ctx);
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t ino = ctx.dentries[children[start[dir] + k]].inode;
+			if (IS_DIR(inodes[ino].mode)) {
+				inodes[dir].nlink++;
+				queue[qt++] = ino;
+			} else {
+				inodes[ino].nlink++;
+			}
+		}
+	}
+	g_free(queue);
+	g_free(start);
+	*nchildren = nd;
+	return children;
+}
+
+struct index_storage {
+	GArray *inodes, *dentries;
+	GByteArray *strings, *aux;
+	uint32_t *children;
+};
+
+static struct tm_index *freeze(struct builder *b)
+{
+	struct tm_index *idx = b->idx;
+	struct tm_inode *inodes = (struct tm_inode *)b->inodes->data;
+	for (uint32_t i = 0; i < b->inodes->len; i++)
+		if (g_array_index(b->implicit, uint8_t, i))
+			inodes[i].mtime = b->max_mtime;
+	struct index_storage *s = g_new0(struct index_storage, 1);
+	s->children = freeze_children(b, &idx->nchildren);
+	s->inodes = b->inodes, s->dentries = b->dentries;
+	s->strings = b->strings, s->aux = b->aux;
+	b->inodes = b->dentries = NULL;
+	b->strings = b->aux = NULL;
+	idx->storage = s;
+	idx->inodes = (const struct tm_inode *)s->inodes->data;
+	idx->ninodes = s->inodes->len;
+	idx->dentries = (const struct tm_dentry *)s->dentries->data;
+	idx->ndentries = s->dentries->len;
+	idx->children = s->children;
+	idx->strings = (const char *)s->strings->data;
+	idx->strings_len = s->strings->len;
+	idx->aux = s->aux->data;
+	idx->aux_len = s->aux->len;
+	return idx;
+}
+
+void tm_index_free(struct tm_index *idx)
+{
+	if (!idx)
+		return;
+	struct index_storage *s = idx->storage;
+	if (s) {
+		g_array_unref(s->inodes);
+		g_array_unref(s->dentries);
+		g_byte_array_unref(s->strings);
+		g_byte_array_unref(s->aux);
+		g_free(s->children);
+		g_free(s);
+	}
+	g_free(idx);
+}
+
+static void builder_clear(struct builder *b)
+{
+	if (b->inodes)
+		g_array_unref(b->inodes);
+	if (b->dentries)
+		g_array_unref(b->dentries);
+	if (b->strings)
+		g_byte_array_unref(b->strings);
+	if (b->aux)
+		g_byte_array_unref(b->aux);
+	g_array_unref(b->dparent);
+	g_array_unref(b->implicit);
+	g_hash_table_destroy(b->paths);
+	g_hash_table_destroy(b->owners);
+	g_string_chunk_free(b->pathchunk);
+	tm_tar_reader_free(b->reader);
+	g_free(b->scratch);
+	g_free(b->link_scratch);
+}
+
+struct tm_index *tm_index_build(struct tm_block *blk, const struct tm_index_options *opts,
+				struct tm_block_error *err)
+{
+	static const struct tm_index_options no_opts;
+	struct builder b = { .opts = opts ? opts : &no_opts };
+	b.idx = g_new0(struct tm_index, 1);
+	b.inodes = g_array_new(FALSE, FALSE, sizeof(struct tm_inode));
+	b.dentries = g_array_new(FALSE, FALSE, sizeof(struct tm_dentry));
+	b.dparent = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	b.implicit = g_array_new(FALSE, FALSE, 1);
+	b.strings = g_byte_array_new();
+	b.aux = g_byte_array_new();
+	b.paths = g_hash_table_new(g_str_hash, g_str_equal);
+	b.owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	b.pathchunk = g_string_chunk_new(1 << 20);
+	b.max_mtime = 0;
+	uint8_t nul = 0;
+	g_byte_array_append(b.strings, &nul, 1); /* offset 0: the empty string */
+	struct tm_inode root = implicit_dir();
+	inode_new(&b, &root, true);
+
+	if (err)
+		err->code = TM_BLOCK_OK;
+	b.reader = tm_tar_reader_new(blk, reader_diag, &b);
+	struct tm_tar_member *m;
+	enum tm_tar_next rc;
+	uint64_t n = 0;
+	while ((rc = tm_tar_reader_next(b.reader, &m, err)) == TM_TAR_MEMBER) {
+		add_member(&b, m);
+		if (b.overflow)
+			break;
+		if (b.opts->progress && (++n & 0x3ff) == 0)
+			b.opts->progress(b.opts->progress_ud, tm_tar_reader_position(b.reader), n);
+	}
+	b.idx->members = n;
+	b.idx->archive_end = tm_tar_reader_position(b.reader);
+	b.idx->truncated = tm_tar_reader_truncated(b.reader);
+	if (b.overflow) {
+		report(&b, TM_TAR_ERROR, b.idx->archive_end, NULL,
+		       "archive too large for the index (over 4 GiB of names)");
+		rc = TM_TAR_FAIL;
+		if (err)
+			tm_block_fail(err, TM_BLOCK_OK, 0, NULL);
+	}
+	if (rc == TM_TAR_FAIL) {
+		builder_clear(&b);
+		tm_index_free(b.idx);
+		return NULL;
+	}
+	struct tm_index *idx = freeze(&b);
+	builder_clear(&b);
+	return idx;
+}

@@ -1,0 +1,615 @@
+/* tarkv: the KV_RO layer on the command line, for scripts and CI jobs without FUSE.
+ *
+ *   tarkv [OPTIONS] SOURCE COMMAND [ARGS]
+ *
+ * Exit status: 0 success, 1 not found or false, 2 bad usage or bad input. */
+#include "config.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "tarkv.h"
+#include "tarkv_json.h"
+
+/* A command's return for wrong arguments: main prints the command's usage. */
+#define BADARGS (-1)
+
+static void vmessage(const struct tarkv *t, const char *kind, const char *key, const char *fmt,
+		     va_list ap)
+{
+	fprintf(stderr, "tarkv: %s: %s", t->source, kind);
+	if (key)
+		fprintf(stderr, "%s: ", *key ? key : "/");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void tarkv_error(const struct tarkv *t, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage(t, "", key, fmt, ap);
+	va_end(ap);
+}
+
+void tarkv_warning(const struct tarkv *t, const char *key, const char *fmt, ...)
+{
+	if (t->quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage(t, "warning: ", key, fmt, ap);
+	va_end(ap);
+}
+
+int tarkv_kv_failed(const struct tarkv *t, const char *key, const struct tm_kv_error *err)
+{
+	char buf[300];
+	tarkv_error(t, key, "%s", tm_kv_strerror(err, buf, sizeof buf));
+	return err->code == TM_KV_BLOCK ? TARKV_USAGE : TARKV_FALSE;
+}
+
+/* ---- describing entries ---- */
+
+static const char *type_name(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR: return "dir";
+	case S_IFLNK: return "symlink";
+	case S_IFCHR: return "chr";
+	case S_IFBLK: return "blk";
+	case S_IFIFO: return "fifo";
+	default: return "file";
+	}
+}
+
+static void mode_string(uint32_t mode, char out[11])
+{
+	static const char types[] = { [S_IFDIR >> 12] = 'd', [S_IFLNK >> 12] = 'l',
+				      [S_IFCHR >> 12] = 'c', [S_IFBLK >> 12] = 'b',
+				      [S_IFIFO >> 12] = 'p', [S_IFREG >> 12] = '-' };
+	out[0] = types[(mode & S_IFMT) >> 12] ? types[(mode & S_IFMT) >> 12] : '?';
+	const char *rwx = "rwxrwxrwx";
+	for (int i = 0; i < 9; i++)
+		out[1 + i] = mode & (0400u >> i) ? rwx[i] : '-';
+	if (mode & S_ISUID)
+		out[3] = out[3] == 'x' ? 's' : 'S';
+	if (mode & S_ISGID)
+		out[6] = out[6] == 'x' ? 's' : 'S';
+	if (mode & S_ISVTX)
+		out[9] = out[9] == 'x' ? 't' : 'T';
+	out[10] = '\0';
+}
+
+static const char *owner(const struct tm_index *idx, uint32_t name, uint32_t id, char buf[16])
+{
+	if (name)
+		return tm_index_string(idx, name);
+	snprintf(buf, 16, "%" PRIu32, id);
+	return buf;
+}
+
+static void print_long(const struct tarkv *t, uint32_t ino, const char *name)
+{
+	const struct tm_inode *in = tm_index_inode(t->index, ino);
+	char mode[11], u[16], g[16], size[48], when[32];
+	mode_string(in->mode, mode);
+	if (S_ISCHR(in->mode) || S_ISBLK(in->mode))
+		snprintf(size, sizeof size, "%" PRIu32 ",%" PRIu32, in->a, in->b);
+	else
+		snprintf(size, sizeof size, "%" PRIu64, in->size);
+	time_t tt = (time_t)in->mtime;
+	struct tm tm;
+	if (localtime_r(&tt, &tm))
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+	else
+		snprintf(when, sizeof when, "%" PRId64, in->mtime);
+	printf("%s %s/%s %9s %s %s", mode, owner(t->index, in->uname, in->uid, u),
+	       owner(t->index, in->gname, in->gid, g), size, when, name);
+	if (S_ISLNK(in->mode))
+		printf(" -> %s", tm_index_string(t->index, in->a));
+	putchar('\n');
+}
+
+static void hex(struct json *j, const uint8_t *p, uint32_t n)
+{
+	char *s = g_malloc((size_t)n * 2 + 1);
+	for (uint32_t i = 0; i < n; i++)
+		snprintf(s + 2 * i, 3, "%02x", p[i]);
+	json_string_len(j, s, (size_t)n * 2);
+	g_free(s);
+}
+
+static void json_entry(struct json *j, const struct tarkv *t, uint32_t ino, const char *path)
+{
+	const struct tm_index *idx = t->index;
+	const struct tm_inode *in = tm_index_inode(idx, ino);
+	const char *slash = strrchr(path, '/');
+	json_begin_object(j);
+	json_key(j, "path"), json_string(j, path);
+	json_key(j, "name"), json_string(j, slash ? slash + 1 : path);
+	json_key(j, "type"), json_string(j, type_name(in->mode));
+	json_key(j, "mode"), json_uint(j, in->mode & 07777);
+	json_key(j, "uid"), json_uint(j, in->uid);
+	json_key(j, "gid"), json_uint(j, in->gid);
+	json_key(j, "uname"), json_string(j, tm_index_string(idx, in->uname));
+	json_key(j, "gname"), json_string(j, tm_index_string(idx, in->gname));
+	json_key(j, "size"), json_uint(j, S_ISREG(in->mode) || S_ISLNK(in->mode) ? in->size : 0);
+	json_key(j, "mtime"), json_int(j, in->mtime);
+	json_key(j, "mtime_nsec"), json_uint(j, in->mtime_nsec);
+	json_key(j, "nlink"), json_uint(j, in->nlink);
+	json_key(j, "ino"), json_uint(j, (uint64_t)ino + 1);
+	if (S_ISLNK(in->mode))
+		json_key(j, "target"), json_string(j, tm_index_string(idx, in->a));
+	if (S_ISCHR(in->mode) || S_ISBLK(in->mode)) {
+		json_key(j, "major"), json_uint(j, in->a);
+		json_key(j, "minor"), json_uint(j, in->b);
+	}
+	json_key(j, "sparse"), json_bool(j, tm_index_sparse_map(idx, ino) != NULL);
+	json_key(j, "xattrs");
+	json_begin_object(j);
+	uint32_t cur = 0, vlen;
+	const char *name;
+	const void *value;
+	while (tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen)) {
+		json_key(j, name);
+		hex(j, value, vlen);
+	}
+	json_end_object(j);
+	json_end_object(j);
+}
+
+static void print_stat(const struct tarkv *t, uint32_t ino, const char *path)
+{
+	const struct tm_index *idx = t->index;
+	const struct tm_inode *in = tm_index_inode(idx, ino);
+	char mode[11], u[16], g[16];
+	mode_string(in->mode, mode);
+	printf("path: %s\ntype: %s\nmode: %04o (%s)\n", *path ? path : "/", type_name(in->mode),
+	       in->mode & 07777, mode);
+	printf("owner: %s (%" PRIu32 ")\ngroup: %s (%" PRIu32 ")\n",
+	       owner(idx, in->uname, in->uid, u), in->uid, owner(idx, in->gname, in->gid, g),
+	       in->gid);
+	printf("size: %" PRIu64 "\nmtime: %" PRId64 ".%09" PRIu32 "\nlinks: %" PRIu32
+	       "\ninode: %" PRIu64 "\n",
+	       S_ISREG(in->mode) || S_ISLNK(in->mode) ? in->size : 0, in->mtime, in->mtime_nsec,
+	       in->nlink, (uint64_t)ino + 1);
+	if (S_ISLNK(in->mode))
+		printf("target: %s\n", tm_index_string(idx, in->a));
+	if (S_ISCHR(in->mode) || S_ISBLK(in->mode))
+		printf("device: %" PRIu32 ",%" PRIu32 "\n", in->a, in->b);
+	if (tm_index_sparse_map(idx, ino))
+		printf("sparse: yes\n");
+	uint32_t cur = 0, vlen;
+	const char *name;
+	const void *value;
+	while (tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen))
+		printf("xattr: %s (%" PRIu32 " bytes)\n", name, vlen);
+}
+
+/* ---- walking ---- */
+
+/* Depth-first over dir's subtree, each directory before its contents, children in byte
+ * order.  path holds dir's path (relative to the walk's start in rel). */
+typedef void (*walk_fn)(struct tarkv *t, uint32_t ino, const char *path, const char *rel,
+			void *ud);
+
+static void walk(struct tarkv *t, uint32_t dir, GString *path, size_t rel_from, walk_fn fn,
+		 void *ud)
+{
+	uint32_t n = tm_index_child_count(t->index, dir);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tm_dentry *d = tm_index_child(t->index, dir, i);
+		size_t keep = path->len;
+		if (path->len)
+			g_string_append_c(path, '/');
+		g_string_append(path, tm_index_string(t->index, d->name));
+		const char *rel = path->str + (rel_from < path->len ? rel_from : path->len);
+		if (*rel == '/')
+			rel++;
+		fn(t, d->inode, path->str, rel, ud);
+		if (S_ISDIR(tm_index_inode(t->index, d->inode)->mode))
+			walk(t, d->inode, path, rel_from, fn, ud);
+		g_string_truncate(path, keep);
+	}
+}
+
+struct ls_state {
+	struct json j;
+};
+
+static void ls_one(struct tarkv *t, uint32_t ino, const char *path, const char *rel, void *ud)
+{
+	struct ls_state *s = ud;
+	if (t->json)
+		json_entry(&s->j, t, ino, path);
+	else if (t->long_format)
+		print_long(t, ino, rel);
+	else
+		puts(rel);
+}
+
+/* The normalised key and its inode; TM_NONE with a message when missing. */
+static uint32_t resolve(struct tarkv *t, const char *key, char **norm)
+{
+	*norm = g_malloc(strlen(key) + 1);
+	uint32_t ino = tm_index_normalize(key, *norm) ? tm_index_resolve(t->index, *norm) : TM_NONE;
+	if (ino == TM_NONE)
+		tarkv_error(t, key, "not found");
+	return ino;
+}
+
+static int cmd_ls(struct tarkv *t, int argc, char **argv)
+{
+	if (argc > 1)
+		return BADARGS;
+	char *path;
+	uint32_t ino = resolve(t, argc ? argv[0] : "", &path);
+	if (ino == TM_NONE) {
+		g_free(path);
+		return TARKV_FALSE;
+	}
+	struct ls_state s = { { stdout, false } };
+	if (t->json) {
+		json_begin_object(&s.j);
+		json_key(&s.j, "source"), json_string(&s.j, t->source);
+		json_key(&s.j, "entries");
+		json_begin_array(&s.j);
+	}
+	GString *p = g_string_new(path);
+	if (!S_ISDIR(tm_index_inode(t->index, ino)->mode)) {
+		const char *slash = strrchr(path, '/');
+		ls_one(t, ino, path, slash ? slash + 1 : path, &s);
+	} else if (t->recursive) {
+		walk(t, ino, p, p->len, ls_one, &s);
+	} else {
+		uint32_t n = tm_index_child_count(t->index, ino);
+		for (uint32_t i = 0; i < n; i++) {
+			const struct tm_dentry *d = tm_index_child(t->index, ino, i);
+			const char *name = tm_index_string(t->index, d->name);
+			size_t keep = p->len;
+			if (p->len)
+				g_string_append_c(p, '/');
+			g_string_append(p, name);
+			ls_one(t, d->inode, p->str, name, &s);
+			g_string_truncate(p, keep);
+		}
+	}
+	if (t->json) {
+		json_end_array(&s.j);
+		json_end_object(&s.j);
+		putchar('\n');
+	}
+	g_string_free(p, TRUE);
+	g_free(path);
+	return TARKV_OK;
+}
+
+static int cmd_stat(struct tarkv *t, int argc, char **argv)
+{
+	if (argc != 1)
+		return BADARGS;
+	char *path;
+	uint32_t ino = resolve(t, argv[0], &path);
+	if (ino != TM_NONE) {
+		if (t->json) {
+			struct json j = { stdout, false };
+			json_entry(&j, t, ino, path);
+			putchar('\n');
+		} else {
+			print_stat(t, ino, path);
+		}
+	}
+	g_free(path);
+	return ino == TM_NONE ? TARKV_FALSE : TARKV_OK;
+}
+
+/* Copy [off, off+len) of a value to stdout. */
+static int copy_out(struct tarkv *t, const char *key, uint64_t off, uint64_t len)
+{
+	struct tm_kv_error err;
+	uint32_t ino = tm_kv_find(&t->kv, key, &err);
+	if (ino != TM_NONE && tm_kv_kind_of(&t->kv, ino) != TM_KV_VALUE)
+		err.code = TM_KV_VALUE_EXPECTED, ino = TM_NONE;
+	if (ino == TM_NONE)
+		return tarkv_kv_failed(t, key, &err);
+	enum { CHUNK = 1 << 20 };
+	uint8_t *buf = g_malloc(CHUNK);
+	int rc = TARKV_OK;
+	while (len > 0) {
+		ssize_t n = tm_kv_read(&t->kv, ino, buf, len < CHUNK ? (size_t)len : CHUNK, off, &err);
+		if (n < 0) {
+			rc = tarkv_kv_failed(t, key, &err);
+			break;
+		}
+		if (n == 0)
+			break;
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
+			tarkv_error(t, NULL, "writing to standard output: %s", strerror(errno));
+			rc = TARKV_USAGE;
+			break;
+		}
+		off += (uint64_t)n, len -= (uint64_t)n;
+	}
+	g_free(buf);
+	return rc;
+}
+
+static int cmd_cat(struct tarkv *t, int argc, char **argv)
+{
+	if (argc < 1)
+		return BADARGS;
+	int rc = TARKV_OK;
+	for (int i = 0; i < argc; i++) {
+		int r = copy_out(t, argv[i], 0, UINT64_MAX);
+		if (r > rc)
+			rc = r;
+	}
+	return rc;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int cmd_get_partial(struct tarkv *t, int argc, char **argv)
+{
+	uint64_t off, len;
+	if (argc != 3)
+		return BADARGS;
+	if (!parse_u64(argv[1], &off) || !parse_u64(argv[2], &len)) {
+		tarkv_error(t, argv[0], "offset and length must be non-negative decimal numbers");
+		return TARKV_USAGE;
+	}
+	return copy_out(t, argv[0], off, len);
+}
+
+static int cmd_exists(struct tarkv *t, int argc, char **argv)
+{
+	if (argc != 1)
+		return BADARGS;
+	switch (tm_kv_exists(&t->kv, argv[0])) {
+	case TM_KV_VALUE: puts("value"); return TARKV_OK;
+	case TM_KV_DICTIONARY: puts("dictionary"); return TARKV_OK;
+	default: puts("none"); return TARKV_FALSE;
+	}
+}
+
+static int cmd_size(struct tarkv *t, int argc, char **argv)
+{
+	struct tm_kv_error err;
+	if (argc != 1)
+		return BADARGS;
+	int64_t n = tm_kv_size(&t->kv, argv[0], &err);
+	if (n < 0)
+		return tarkv_kv_failed(t, argv[0], &err);
+	printf("%" PRId64 "\n", n);
+	return TARKV_OK;
+}
+
+static int cmd_digest(struct tarkv *t, int argc, char **argv)
+{
+	struct tm_kv_error err;
+	char hexsum[65];
+	if (argc < 1)
+		return BADARGS;
+	int rc = TARKV_OK;
+	for (int i = 0; i < argc; i++) {
+		if (tm_kv_digest(&t->kv, argv[i], hexsum, &err) < 0) {
+			int r = tarkv_kv_failed(t, argv[i], &err);
+			rc = r > rc ? r : rc;
+			continue;
+		}
+		if (argc == 1)
+			puts(hexsum);
+		else
+			printf("%s  %s\n", hexsum, argv[i]);
+	}
+	return rc;
+}
+
+static int cmd_last_modified(struct tarkv *t, int argc, char **argv)
+{
+	struct tm_kv_error err;
+	int64_t sec;
+	uint32_t nsec;
+	if (argc != 1)
+		return BADARGS;
+	if (tm_kv_last_modified(&t->kv, argv[0], &sec, &nsec, &err) < 0)
+		return tarkv_kv_failed(t, argv[0], &err);
+	printf("%" PRId64 ".%09" PRIu32 "\n", sec, nsec);
+	return TARKV_OK;
+}
+
+struct find_state {
+	const char *pattern;
+	struct json j;
+};
+
+static void find_one(struct tarkv *t, uint32_t ino, const char *path, const char *rel, void *ud)
+{
+	struct find_state *s = ud;
+	(void)ino, (void)rel;
+	if (s->pattern && fnmatch(s->pattern, path, 0) != 0)
+		return;
+	if (t->json)
+		json_string(&s->j, path);
+	else
+		puts(path);
+}
+
+static int cmd_find(struct tarkv *t, int argc, char **argv)
+{
+	if (argc > 1)
+		return BADARGS;
+	struct find_state s = { argc ? argv[0] : NULL, { stdout, false } };
+	if (t->json) {
+		json_begin_object(&s.j);
+		json_key(&s.j, "source"), json_string(&s.j, t->source);
+		json_key(&s.j, "paths");
+		json_begin_array(&s.j);
+	}
+	GString *p = g_string_new("");
+	walk(t, TM_ROOT, p, 0, find_one, &s);
+	g_string_free(p, TRUE);
+	if (t->json) {
+		json_end_array(&s.j);
+		json_end_object(&s.j);
+		putchar('\n');
+	}
+	return TARKV_OK;
+}
+
+static int cmd_extract(struct tarkv *t, int argc, char **argv)
+{
+	if (argc != 2)
+		return BADARGS;
+	return tarkv_extract(t, argv[0], argv[1]);
+}
+
+static const struct command {
+	const char *name, *args;
+	int (*run)(struct tarkv *t, int argc, char **argv);
+} commands[] = {
+	{ "ls", "[-l] [-R] [--json] [PATH]", cmd_ls },
+	{ "stat", "[--json] PATH", cmd_stat },
+	{ "cat", "PATH...", cmd_cat },
+	{ "get-partial", "PATH OFFSET LENGTH", cmd_get_partial },
+	{ "exists", "PATH", cmd_exists },
+	{ "size", "PATH", cmd_size },
+	{ "digest", "PATH...", cmd_digest },
+	{ "last-modified", "PATH", cmd_last_modified },
+	{ "find", "[--json] [PATTERN]", cmd_find },
+	{ "extract", "PATH DEST", cmd_extract },
+};
+
+/* ---- opening the source ---- */
+
+static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const char *path,
+		       const char *msg)
+{
+	struct tarkv *t = ud;
+	if (lvl == TM_TAR_ERROR)
+		tarkv_error(t, path, "%s (at byte %" PRIu64 ")", msg, off);
+	else
+		tarkv_warning(t, path, "%s (at byte %" PRIu64 ")", msg, off);
+}
+
+static int open_source(struct tarkv *t)
+{
+	struct tm_block_error err;
+	char buf[300];
+	t->block = tm_block_open(t->source, NULL, &err);
+	if (!t->block) {
+		tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
+		return TARKV_USAGE;
+	}
+	struct tm_index_options opts = { .diag = index_diag, .diag_ud = t };
+	t->index = tm_index_build(t->block, &opts, &err);
+	if (!t->index) {
+		if (err.code != TM_BLOCK_OK)
+			tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
+		return TARKV_USAGE;
+	}
+	tm_kv_init(&t->kv, t->index, t->block);
+	return TARKV_OK;
+}
+
+static char *usage_text(void)
+{
+	GString *s = g_string_new("SOURCE COMMAND [ARGS]\n\nCommands:\n");
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		g_string_append_printf(s, "  %-14s%s\n", commands[i].name, commands[i].args);
+	g_string_append(s, "\nExit status: 0 success, 1 not found or false, 2 bad usage or input.");
+	return g_string_free(s, FALSE);
+}
+
+int main(int argc, char **argv)
+{
+	struct tarkv t = { .source = "tarkv" };
+	gboolean version = FALSE;
+	GOptionEntry entries[] = {
+		{ "json", 0, 0, G_OPTION_ARG_NONE, &t.json, "JSON output (ls, stat, find)", NULL },
+		{ "long", 'l', 0, G_OPTION_ARG_NONE, &t.long_format, "long listing (ls)", NULL },
+		{ "recursive", 'R', 0, G_OPTION_ARG_NONE, &t.recursive, "list subtrees (ls)", NULL },
+		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &t.quiet, "no warnings", NULL },
+		{ "version", 0, 0, G_OPTION_ARG_NONE, &version, "print the version", NULL },
+		{ NULL, 0, 0, 0, NULL, NULL, NULL },
+	};
+	char *summary = usage_text();
+	GOptionContext *ctx = g_option_context_new(NULL);
+	g_option_context_set_summary(ctx, "Read a tar archive as a key-value store.");
+	g_option_context_set_description(ctx, summary);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	GError *gerr = NULL;
+	int rc = TARKV_USAGE;
+	if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
+		fprintf(stderr, "tarkv: %s (try --help)\n", gerr->message);
+		g_error_free(gerr);
+		goto out;
+	}
+	if (version) {
+		printf("tarkv (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+		rc = TARKV_OK;
+		goto out;
+	}
+	int first = 1;
+	if (first < argc && !strcmp(argv[first], "--"))
+		first++;
+	if (argc - first < 2) {
+		fprintf(stderr, "tarkv: usage: tarkv [OPTIONS] %s", summary);
+		fputc('\n', stderr);
+		goto out;
+	}
+	t.source = argv[first];
+	const char *name = argv[first + 1];
+	const struct command *cmd = NULL;
+	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+		if (!strcmp(commands[i].name, name))
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "tarkv: unknown command '%s' (try --help)\n", name);
+		goto out;
+	}
+	if ((rc = open_source(&t)) != TARKV_OK)
+		goto out;
+	rc = cmd->run(&t, argc - first - 2, argv + first + 2);
+	if (rc == BADARGS) {
+		fprintf(stderr, "tarkv: usage: tarkv [OPTIONS] SOURCE %s %s\n", cmd->name, cmd->args);
+		rc = TARKV_USAGE;
+	}
+	if (fflush(stdout) != 0) {
+		tarkv_error(&t, NULL, "writing to standard output: %s", strerror(errno));
+		rc = TARKV_USAGE;
+	}
+	/* Like GNU tar: a damaged archive is a failure even when the command succeeded. */
+	if (rc == TARKV_OK && t.index->errors)
+		rc = TARKV_USAGE;
+out:
+	if (t.index)
+		tm_index_free(t.index);
+	tm_block_disconnect(t.block);
+	g_option_context_free(ctx);
+	g_free(summary);
+	return rc;
+}

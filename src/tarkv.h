@@ -1,0 +1,34 @@
+/* tarkv: KV_RO operations on a tar archive from the command line. */
+#ifndef TARKV_H
+#define TARKV_H
+
+#include <stdbool.h>
+
+#include "block.h"
+#include "index.h"
+#include "kv.h"
+
+/* Exit statuses, as documented in tarkv(1). */
+enum { TARKV_OK = 0, TARKV_FALSE = 1, TARKV_USAGE = 2 };
+
+struct tarkv {
+	const char *source;
+	struct tm_block *block;
+	struct tm_index *index;
+	struct tm_kv kv;
+	bool json, long_format, recursive, quiet;
+};
+
+/* Print "tarkv: SOURCE: KEY: MESSAGE" (KEY may be NULL) on stderr. */
+void tarkv_error(const struct tarkv *t, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void tarkv_warning(const struct tarkv *t, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Report a KV error for key and return the exit status it maps to. */
+int tarkv_kv_failed(const struct tarkv *t, const char *key, const struct tm_kv_error *err);
+
+/* extract PATH DEST: recreate PATH's subtree under the existing directory DEST as
+ * `tar -xf ARCHIVE -C DEST PATH` would. */
+int tarkv_extract(struct tarkv *t, const char *path, const char *dest);
+
+#endif

@@ -1,0 +1,14 @@
+/* The Check suites of the unit test program; check_main.c runs them all. */
+#ifndef TM_SUITES_H
+#define TM_SUITES_H
+
+#include <check.h>
+
+Suite *header_suite(void);
+Suite *pax_suite(void);
+Suite *sparse_suite(void);
+Suite *block_suite(void);
+Suite *index_suite(void);
+Suite *kv_suite(void);
+
+#endif

@@ -522,7 +522,7 @@ struct tm_index *tm_index_build(struct tm_block *blk, const struct tm_index_opti
 		add_member(&b, m);
 		if (b.overflow)
 			break;
-		if (b.opts->progress && (++n & 0x3ff) == 0)
+		if (++n % 1024 == 0 && b.opts->progress)
 			b.opts->progress(b.opts->progress_ud, tm_tar_reader_position(b.reader), n);
 	}
 	b.idx->members = n;

@@ -433,8 +433,12 @@ enum tm_tar_next tm_tar_reader_next(struct tm_tar_reader *r, struct tm_tar_membe
 			return TM_TAR_FAIL;
 		if (!blk) {
 			r->done = true;
-			if (off > 0 || r->pending)
-				warn_truncated(r, off);
+			if (off == 0) {
+				diag(r, TM_TAR_ERROR, off,
+				     "not a tar archive (shorter than one 512-byte block)");
+				return TM_TAR_FAIL;
+			}
+			warn_truncated(r, off);
 			break;
 		}
 		struct tm_tar_header h;

@@ -480,6 +480,24 @@ static int cmd_find(struct tarkv *t, int argc, char **argv)
 	return TARKV_OK;
 }
 
+static int cmd_info(struct tarkv *t, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		return BADARGS;
+	const struct tm_index *idx = t->index;
+	size_t mem = tm_index_memory(idx);
+	printf("members: %" PRIu64 "\ninodes: %" PRIu32 "\nentries: %" PRIu32
+	       "\narchive end: %" PRIu64 "\ntruncated: %s\nwarnings: %u\nerrors: %u\n",
+	       idx->members, idx->ninodes, idx->ndentries, idx->archive_end,
+	       idx->truncated ? "yes" : "no", idx->warnings, idx->errors);
+	printf("index bytes: %zu\nnames bytes: %" PRIu64 "\nindex bytes per entry: %.1f"
+	       " (%.1f without names)\n",
+	       mem, idx->strings_len, idx->ndentries ? (double)mem / idx->ndentries : 0.0,
+	       idx->ndentries ? (double)(mem - idx->strings_len) / idx->ndentries : 0.0);
+	return TARKV_OK;
+}
+
 static int cmd_extract(struct tarkv *t, int argc, char **argv)
 {
 	if (argc != 2)
@@ -501,6 +519,7 @@ static const struct command {
 	{ "last-modified", "PATH", cmd_last_modified },
 	{ "find", "[--json] [PATTERN]", cmd_find },
 	{ "extract", "PATH DEST", cmd_extract },
+	{ "info", "", cmd_info },
 };
 
 /* ---- opening the source ---- */

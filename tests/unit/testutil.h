@@ -310,6 +310,137 @@ static inline size_t tu_finish(GByteArray *a)
 	return end;
 }
 
+/* ---- sparse members ---- */
+
+/* The logical content of a sparse file: chunks pairs[2i] (offset), pairs[2i+1] (length) hold
+ * pseudo-random bytes, holes are zeros.  g_free() the result. */
+static inline void tu_fill(uint8_t *buf, size_t n, uint32_t seed);
+static inline uint8_t *tu_sparse_ref(const uint64_t *pairs, size_t n, uint64_t logical,
+				     uint32_t seed)
+{
+	uint8_t *ref = g_malloc0(logical + 1);
+	for (size_t i = 0; i < n; i++)
+		tu_fill(ref + pairs[2 * i], pairs[2 * i + 1], seed + (uint32_t)i);
+	return ref;
+}
+
+/* The bytes stored for it: the chunks back to back. */
+static inline GByteArray *tu_sparse_stored(const uint64_t *pairs, size_t n, const uint8_t *ref)
+{
+	GByteArray *s = g_byte_array_new();
+	for (size_t i = 0; i < n; i++)
+		if (pairs[2 * i + 1])
+			g_byte_array_append(s, ref + pairs[2 * i], (guint)pairs[2 * i + 1]);
+	return s;
+}
+
+/* An old GNU sparse member ('S'): up to 4 chunks in the header, 21 in each extension block.
+ * Returns the offset of the stored data. */
+static inline uint64_t tu_add_sparse_oldgnu(GByteArray *a, const char *name, const uint64_t *pairs,
+					    size_t n, uint64_t logical, const uint8_t *ref)
+{
+	GByteArray *st = tu_sparse_stored(pairs, n, ref);
+	uint8_t h[TU_BLOCK];
+	tu_header_init(h, TU_GNU, name, 'S', st->len);
+	size_t i = 0;
+	for (; i < n && i < 4; i++)
+		tu_set_gnu_sparse(h, TU_GNU_SPARSE, (int)i, pairs[2 * i], pairs[2 * i + 1]);
+	h[TU_GNU_ISEXTENDED] = n > 4;
+	tu_set_octal(h, TU_GNU_REALSIZE, 12, logical);
+	tu_checksum(h, false);
+	tu_append_block(a, h);
+	while (i < n) {
+		uint8_t e[TU_BLOCK];
+		memset(e, 0, sizeof e);
+		for (int k = 0; k < 21 && i < n; k++, i++)
+			tu_set_gnu_sparse(e, 0, k, pairs[2 * i], pairs[2 * i + 1]);
+		e[TU_GNU_EXT_ISEXTENDED] = i < n;
+		tu_append_block(a, e);
+	}
+	uint64_t off = a->len;
+	tu_append_data(a, st->data, st->len);
+	g_byte_array_free(st, TRUE);
+	return off;
+}
+
+enum tu_pax_sparse { TU_SPARSE_00, TU_SPARSE_01, TU_SPARSE_10 };
+
+/* A pax sparse member in GNU format 0.0, 0.1 or 1.0 (GNU tar manual, "Sparse Formats").
+ * 0.1 and 1.0 put "./GNUSparseFile.4242/<base name>" in the header and the real name in
+ * GNU.sparse.name.  Returns the offset of the stored data (after the map, for 1.0). */
+static inline uint64_t tu_add_sparse_pax(GByteArray *a, enum tu_pax_sparse v, const char *name,
+					 const uint64_t *pairs, size_t n, uint64_t logical,
+					 const uint8_t *ref)
+{
+	GByteArray *st = tu_sparse_stored(pairs, n, ref);
+	GString *x = g_string_new(NULL);
+	char num[32];
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	char *hname = v == TU_SPARSE_00 ? g_strdup(name)
+					: g_strdup_printf("./GNUSparseFile.4242/%s", base);
+	GString *map = g_string_new(NULL);
+
+	switch (v) {
+	case TU_SPARSE_00:
+		snprintf(num, sizeof num, "%llu", (unsigned long long)logical);
+		tu_pax_str(x, "GNU.sparse.size", num);
+		snprintf(num, sizeof num, "%zu", n);
+		tu_pax_str(x, "GNU.sparse.numblocks", num);
+		for (size_t i = 0; i < n; i++) {
+			snprintf(num, sizeof num, "%llu", (unsigned long long)pairs[2 * i]);
+			tu_pax_str(x, "GNU.sparse.offset", num);
+			snprintf(num, sizeof num, "%llu", (unsigned long long)pairs[2 * i + 1]);
+			tu_pax_str(x, "GNU.sparse.numbytes", num);
+		}
+		break;
+	case TU_SPARSE_01:
+		snprintf(num, sizeof num, "%llu", (unsigned long long)logical);
+		tu_pax_str(x, "GNU.sparse.size", num);
+		snprintf(num, sizeof num, "%zu", n);
+		tu_pax_str(x, "GNU.sparse.numblocks", num);
+		tu_pax_str(x, "GNU.sparse.name", name);
+		for (size_t i = 0; i < n; i++)
+			g_string_append_printf(map, "%s%llu,%llu", i ? "," : "",
+					       (unsigned long long)pairs[2 * i],
+					       (unsigned long long)pairs[2 * i + 1]);
+		tu_pax_str(x, "GNU.sparse.map", map->str);
+		g_string_truncate(map, 0);
+		break;
+	case TU_SPARSE_10:
+		tu_pax_str(x, "GNU.sparse.major", "1");
+		tu_pax_str(x, "GNU.sparse.minor", "0");
+		tu_pax_str(x, "GNU.sparse.name", name);
+		snprintf(num, sizeof num, "%llu", (unsigned long long)logical);
+		tu_pax_str(x, "GNU.sparse.realsize", num);
+		g_string_append_printf(map, "%zu\n", n);
+		for (size_t i = 0; i < n; i++)
+			g_string_append_printf(map, "%llu\n%llu\n", (unsigned long long)pairs[2 * i],
+					       (unsigned long long)pairs[2 * i + 1]);
+		while (map->len % TU_BLOCK)
+			g_string_append_c(map, '\0');
+		break;
+	}
+	char *xname = g_strdup_printf("./PaxHeaders.4242/%s", base);
+	tu_add_pax(a, 'x', xname, x);
+
+	uint8_t h[TU_BLOCK];
+	tu_header_init(h, TU_USTAR, hname, '0', map->len + st->len);
+	tu_checksum(h, false);
+	tu_append_block(a, h);
+	if (map->len)
+		g_byte_array_append(a, (const guint8 *)map->str, (guint)map->len);
+	uint64_t off = a->len;
+	tu_append_data(a, st->data, st->len);
+
+	g_free(xname);
+	g_free(hname);
+	g_string_free(map, TRUE);
+	g_string_free(x, TRUE);
+	g_byte_array_free(st, TRUE);
+	return off;
+}
+
 /* Deterministic pseudo-random bytes (xorshift32). */
 static inline void tu_fill(uint8_t *buf, size_t n, uint32_t seed)
 {

@@ -80,23 +80,23 @@ static void copy_str(char *dst, const uint8_t *src, size_t len)
 	dst[n] = '\0';
 }
 
-static bool all_zero(const uint8_t *b, size_t len)
+/* Unsigned and signed sums of the whole block with the checksum field counted as spaces
+ * (POSIX says unsigned; some old tars summed signed chars).  Plain loops the compiler
+ * vectorises: this runs once per member. */
+static void block_sums(const uint8_t *b, int64_t *usum, int64_t *ssum)
 {
-	for (size_t i = 0; i < len; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-static bool checksum_ok(const uint8_t *b, int64_t stored)
-{
-	int64_t usum = 0, ssum = 0;
+	uint32_t u = 0;
+	int32_t sg = 0;
 	for (size_t i = 0; i < TM_TAR_BLOCK; i++) {
-		uint8_t c = (i >= F_CHKSUM && i < F_CHKSUM + L_CHKSUM) ? ' ' : b[i];
-		usum += c;
-		ssum += (int8_t)c;
+		u += b[i];
+		sg += (int8_t)b[i];
 	}
-	return stored == usum || stored == ssum;
+	for (size_t i = F_CHKSUM; i < F_CHKSUM + L_CHKSUM; i++) {
+		u -= b[i];
+		sg -= (int8_t)b[i];
+	}
+	*usum = (int64_t)u + 8 * ' ';
+	*ssum = (int64_t)sg + 8 * ' ';
 }
 
 static bool num(const uint8_t *b, size_t off, size_t len, int64_t *out, const char *what,
@@ -135,11 +135,12 @@ static bool decode_sparse(const uint8_t *b, int n, GArray *map, struct tm_tar_sp
 enum tm_tar_hdr_status tm_tar_header_decode(const uint8_t b[TM_TAR_BLOCK], struct tm_tar_header *h,
 					    char err[TM_TAR_ERRLEN])
 {
+	int64_t usum, ssum, sum;
+	block_sums(b, &usum, &ssum);
 	memset(h, 0, sizeof *h);
-	if (all_zero(b, TM_TAR_BLOCK))
+	if (usum == 8 * ' ' && !memcmp(b + F_CHKSUM, "\0\0\0\0\0\0\0\0", L_CHKSUM))
 		return TM_TAR_HDR_ZERO;
-	int64_t sum;
-	if (!tm_tar_number(b + F_CHKSUM, L_CHKSUM, &sum) || !checksum_ok(b, sum)) {
+	if (!tm_tar_number(b + F_CHKSUM, L_CHKSUM, &sum) || (sum != usum && sum != ssum)) {
 		snprintf(err, TM_TAR_ERRLEN, "bad header checksum");
 		return TM_TAR_HDR_BAD_CHECKSUM;
 	}

@@ -74,6 +74,11 @@ bool tm_block_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base)
 	return b->ops->get_fd && b->ops->get_fd(b, fd, fd_base);
 }
 
+bool tm_block_changed(struct tm_block *b)
+{
+	return b->ops->changed && b->ops->changed(b);
+}
+
 void tm_block_disconnect(struct tm_block *b)
 {
 	if (b)

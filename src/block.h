@@ -53,6 +53,9 @@ struct tm_block_ops {
 	/* Optional (may be NULL): a file descriptor whose byte offset fd_base + x holds byte x of
 	 * this device, for zero-copy splicing.  Returns false when there is none. */
 	bool (*get_fd)(struct tm_block *b, int *fd, uint64_t *fd_base);
+	/* Optional (may be NULL): true when the source is no longer what was opened (a file
+	 * rewritten or truncated in place), so that readers get EIO instead of other bytes. */
+	bool (*changed)(struct tm_block *b);
 	/* Free everything; for a decorator, also disconnects what it wraps. */
 	void (*disconnect)(struct tm_block *b);
 };
@@ -93,6 +96,7 @@ static inline int tm_block_write(struct tm_block *b, uint64_t sector, const stru
 	return b->ops->write(b, sector, iov, iovcnt, err);
 }
 bool tm_block_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base);
+bool tm_block_changed(struct tm_block *b);
 void tm_block_disconnect(struct tm_block *b);
 
 /* Readable size in bytes (size_sectors * sector_size). */

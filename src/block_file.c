@@ -18,6 +18,7 @@ struct block_file {
 	struct tm_block base;
 	int fd;
 	uint64_t sectors;
+	struct stat opened; /* identity and version of the file when opened */
 };
 
 static void file_get_info(struct tm_block *b, struct tm_block_info *info)
@@ -63,6 +64,17 @@ static bool file_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base)
 	return true;
 }
 
+static bool file_changed(struct tm_block *b)
+{
+	struct block_file *f = (struct block_file *)b;
+	struct stat st;
+	if (fstat(f->fd, &st) < 0)
+		return true;
+	return st.st_size != f->opened.st_size ||
+	       st.st_mtim.tv_sec != f->opened.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != f->opened.st_mtim.tv_nsec;
+}
+
 static void file_disconnect(struct tm_block *b)
 {
 	struct block_file *f = (struct block_file *)b;
@@ -77,6 +89,7 @@ static const struct tm_block_ops file_ops = {
 	.read = file_read,
 	.write = tm_block_write_read_only,
 	.get_fd = file_get_fd,
+	.changed = file_changed,
 	.disconnect = file_disconnect,
 };
 
@@ -109,6 +122,7 @@ struct tm_block *tm_block_file_open(const char *path, const struct tm_block_opti
 	f->base.ops = &file_ops;
 	f->base.source = g_strdup(path);
 	f->fd = fd;
+	f->opened = st;
 	/* A trailing partial sector cannot hold a whole tar block: it is not readable. */
 	f->sectors = (uint64_t)st.st_size / FILE_SECTOR;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);

@@ -13,6 +13,10 @@ make_corpus
 
 mkdir -p "$T/x"
 while IFS=$'\t' read -r name flags desc; do
+	# CORPUS_ONLY=REGEX (by hand): only the archives whose name matches
+	if [ -n "${CORPUS_ONLY:-}" ] && ! [[ $name =~ $CORPUS_ONLY ]]; then
+		continue
+	fi
 	a=$CORPUS/$name
 	d=$T/x/$name
 	mkdir -p "$d"

@@ -352,7 +352,7 @@ START_TEST(test_header_checksum)
 	ck_assert_str_eq(h.name, "caf\xc3\xa9-\xe2\x82\xac");
 
 	/* 7 digits and a NUL */
-	char buf[16];
+	char buf[32];
 	tu_checksum(b, false);
 	snprintf(buf, sizeof buf, "%07lo", usum);
 	memcpy(b + TU_CHKSUM, buf, 7);

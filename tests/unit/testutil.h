@@ -125,7 +125,7 @@ static inline long tu_checksum(uint8_t *blk, bool signed_sum)
 		fprintf(stderr, "tu_checksum: negative sum\n");
 		abort();
 	}
-	char buf[16];
+	char buf[32];
 	snprintf(buf, sizeof buf, "%06lo", sum);
 	memcpy(blk + TU_CHKSUM, buf, 6);
 	blk[TU_CHKSUM + 6] = 0;

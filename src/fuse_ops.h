@@ -1,0 +1,35 @@
+/* The FUSE low-level operations: VFS calls answered from the index and the KV_RO layer. */
+#ifndef TM_FUSE_OPS_H
+#define TM_FUSE_OPS_H
+
+/* 3.12: fuse_parse_cmdline knows -o max_threads and the loop takes a config object. */
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv.h"
+
+/* What the operations read; set up before the session starts, read-only afterwards. */
+struct tm_fs {
+	struct tm_kv kv;
+	const struct tm_index *index;
+	struct tm_block *block;
+	int64_t uid, gid;     /* -o uid=/gid= overrides, or -1 */
+	int32_t umask;        /* -o umask= override, or -1 */
+	uint64_t archive_size;
+	double timeout;       /* entry and attribute cache timeout, seconds */
+	/* Reports a backend failure (once daemonised: to syslog). */
+	void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+};
+
+extern const struct fuse_lowlevel_ops tm_fuse_ops;
+
+/* FUSE inode numbers are index inodes + 1, so that the root (inode 0) is FUSE_ROOT_ID. */
+static inline fuse_ino_t tm_fuse_ino(uint32_t ino) { return (fuse_ino_t)ino + 1; }
+
+/* errno for a KV error: the one place where our errors become errno values. */
+int tm_fuse_errno(const struct tm_kv_error *err);
+
+#endif

@@ -1,0 +1,300 @@
+/* tarmount: mount a tar archive read-only with FUSE.
+ *
+ *   tarmount [OPTIONS] SOURCE MOUNTPOINT
+ *
+ * The archive is indexed before the mount is made, so every error about the source is
+ * printed (and the exit status non-zero) with nothing mounted; once the command returns the
+ * mount answers. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuse_ops.h"
+
+struct options {
+	char *source;
+	int64_t uid, gid;
+	int umask;
+	int quiet;
+	int show_help, show_version;
+	int nonopt; /* positional arguments seen */
+};
+
+#define OPT(t, p, v) { t, offsetof(struct options, p), v }
+static const struct fuse_opt option_spec[] = {
+	OPT("uid=%" SCNd64, uid, 0),
+	OPT("gid=%" SCNd64, gid, 0),
+	OPT("umask=%o", umask, 0),
+	OPT("quiet", quiet, 1),
+	OPT("-h", show_help, 1),
+	OPT("--help", show_help, 1),
+	OPT("-V", show_version, 1),
+	OPT("--version", show_version, 1),
+	FUSE_OPT_END
+};
+
+static bool daemonized;
+static const char *source_for_log = "tarmount";
+
+static void vlog(int prio, const char *fmt, va_list ap)
+{
+	if (daemonized) {
+		vsyslog(prio, fmt, ap);
+		return;
+	}
+	fprintf(stderr, "tarmount: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_ERR, fmt, ap);
+	va_end(ap);
+}
+
+static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const char *path,
+		       const char *msg)
+{
+	const struct options *o = ud;
+	if (lvl == TM_TAR_WARNING && o->quiet)
+		return;
+	fprintf(stderr, "tarmount: %s: %s%s%s%s (at byte %" PRIu64 ")\n", source_for_log,
+		lvl == TM_TAR_WARNING ? "warning: " : "", path ? path : "", path ? ": " : "", msg,
+		off);
+}
+
+struct progress {
+	bool enabled, shown;
+	struct timespec start;
+};
+
+static void progress(void *ud, uint64_t bytes, uint64_t members)
+{
+	struct progress *p = ud;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double dt = (double)(now.tv_sec - p->start.tv_sec) +
+		    (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
+	if (dt < 1.0)
+		return;
+	fprintf(stderr, "\rtarmount: indexing %s: %" PRIu64 " entries, %" PRIu64 " MiB",
+		source_for_log, members, bytes >> 20);
+	p->shown = true;
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (o->nonopt++ == 0) {
+		o->source = strdup(arg);
+		return 0; /* ours; the next one is the mountpoint, for libfuse */
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [OPTIONS] SOURCE MOUNTPOINT\n\n"
+	       "Mount the tar archive SOURCE read-only on MOUNTPOINT.\n\n"
+	       "tarmount options:\n"
+	       "    -o uid=N               owner of every file\n"
+	       "    -o gid=N               group of every file\n"
+	       "    -o umask=M             clear these permission bits (octal)\n"
+	       "    -o quiet               no warnings or progress\n"
+	       "    -V, --version          print the version\n"
+	       "    -h, --help             this help\n\n",
+	       prog);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* Check the mountpoint before any work, for a clear message. */
+static bool mountpoint_ok(const char *mp)
+{
+	struct stat st;
+	if (stat(mp, &st) < 0) {
+		fprintf(stderr, "tarmount: %s: %s\n", mp, strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "tarmount: %s: not a directory\n", mp);
+		return false;
+	}
+	return true;
+}
+
+static bool fuse_device_ok(void)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "tarmount: /dev/fuse: %s (is the fuse module loaded?)\n",
+			strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+/* A value inside -o: libfuse splits on ',' and takes '\\' as an escape. */
+static char *escape_opt(const char *s)
+{
+	GString *out = g_string_new(NULL);
+	for (; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			g_string_append_c(out, '\\');
+		g_string_append_c(out, *s);
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* fds 0-2 must be open before the archive is, or a stray write could land in it. */
+static void ensure_std_fds(void)
+{
+	int fd;
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { .uid = -1, .gid = -1, .umask = -1 };
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct tm_block *block = NULL;
+	struct tm_index *index = NULL;
+	struct fuse_session *se = NULL;
+	int rc = 1;
+
+	ensure_std_fds();
+	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
+		return 1;
+	if (o.show_version) {
+		printf("tarmount %s\nFUSE library version %s\n", PACKAGE_VERSION, fuse_pkgversion());
+		fuse_lowlevel_version();
+		rc = 0;
+		goto out_args;
+	}
+	if (o.show_help) {
+		usage(argv[0]);
+		rc = 0;
+		goto out_args;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out_args;
+	if (!o.source || !cmd.mountpoint) {
+		fprintf(stderr, "usage: %s [OPTIONS] SOURCE MOUNTPOINT (try --help)\n", argv[0]);
+		goto out_args;
+	}
+	source_for_log = o.source;
+	if (!mountpoint_ok(cmd.mountpoint) || !fuse_device_ok())
+		goto out_args;
+
+	struct tm_block_error berr;
+	char msg[300];
+	block = tm_block_open(o.source, NULL, &berr);
+	if (!block) {
+		fprintf(stderr, "tarmount: %s: %s\n", o.source,
+			tm_block_strerror(&berr, msg, sizeof msg));
+		goto out_args;
+	}
+	struct progress prog = { .enabled = !o.quiet && isatty(2) };
+	clock_gettime(CLOCK_MONOTONIC, &prog.start);
+	struct tm_index_options iopts = {
+		.diag = index_diag, .diag_ud = &o,
+		.progress = prog.enabled ? progress : NULL, .progress_ud = &prog,
+	};
+	index = tm_index_build(block, &iopts, &berr);
+	if (prog.shown)
+		fputc('\n', stderr);
+	if (!index) {
+		if (berr.code != TM_BLOCK_OK)
+			fprintf(stderr, "tarmount: %s: %s\n", o.source,
+				tm_block_strerror(&berr, msg, sizeof msg));
+		goto out_block;
+	}
+
+	/* Always read-only; nosuid and nodev unless asked otherwise (given first, so that a
+	 * user's -o suid or -o dev later on the line wins). */
+	char *fsname = realpath(o.source, NULL);
+	char *fsopt = escape_opt(fsname ? fsname : o.source);
+	char *mopts = g_strdup_printf("-osubtype=tarmount,fsname=%s", fsopt);
+	fuse_opt_insert_arg(&args, 1, "-onosuid,nodev");
+	fuse_opt_add_arg(&args, mopts);
+	fuse_opt_add_arg(&args, "-oro");
+	g_free(mopts);
+	g_free(fsopt);
+	free(fsname);
+
+	struct tm_fs fs = {
+		.index = index,
+		.block = block,
+		.uid = o.uid,
+		.gid = o.gid,
+		.umask = o.umask,
+		.archive_size = tm_block_size_bytes(block),
+		.timeout = 86400.0,
+		.log_error = log_error,
+	};
+	tm_kv_init(&fs.kv, index, block);
+	se = fuse_session_new(&args, &tm_fuse_ops, sizeof tm_fuse_ops, &fs);
+	if (!se)
+		goto out_index;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, cmd.mountpoint) != 0)
+		goto out_signals;
+	if (!cmd.foreground) {
+		openlog("tarmount", LOG_PID, LOG_DAEMON);
+		if (fuse_daemonize(0) != 0)
+			goto out_unmount;
+		daemonized = true;
+	} else {
+		fuse_daemonize(1);
+	}
+	if (cmd.singlethread) {
+		rc = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lc, cmd.clone_fd);
+		fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
+		rc = fuse_session_loop_mt(se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
+	rc = rc != 0;
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_index:
+	tm_index_free(index);
+out_block:
+	tm_block_disconnect(block);
+out_args:
+	free(cmd.mountpoint);
+	free(o.source);
+	fuse_opt_free_args(&args);
+	return rc;
+}

@@ -28,7 +28,8 @@ struct tm_kv_error {
 	struct tm_block_error block; /* for TM_KV_BLOCK */
 };
 
-/* Print "Not_found", "Value_expected", or the backend's error. */
+/* Print the error as a user reads it: "not found" (Not_found), "not a directory"
+ * (Dictionary_expected), "is a directory" (Value_expected), or the backend's error. */
 const char *tm_kv_strerror(const struct tm_kv_error *err, char *buf, size_t size);
 
 enum tm_kv_kind { TM_KV_NONE = 0, TM_KV_VALUE, TM_KV_DICTIONARY };

@@ -148,7 +148,13 @@ static bool add_libarchive_xattr(struct tm_pax *p, const char *k, size_t klen, c
 			g_string_free(name, TRUE);
 			return false;
 		}
-	char *tmp = g_strndup(v, vlen);
+	/* libarchive leaves out the '=' padding, which g_base64_decode needs. */
+	char *tmp = g_malloc(vlen + 4);
+	memcpy(tmp, v, vlen);
+	size_t padded = vlen;
+	while (padded % 4)
+		tmp[padded++] = '=';
+	tmp[padded] = '\0';
 	gsize n = 0;
 	guchar *raw = vlen ? g_base64_decode(tmp, &n) : g_malloc0(1);
 	g_free(tmp);

@@ -35,6 +35,7 @@ struct tm_tar_reader {
 	struct tm_pax global, local;
 	char *longname, *longlink;
 	bool pending;            /* extension headers seen since the last member */
+	bool handed_out;         /* the extensions of the member handed out are still in use */
 	uint64_t pending_off;    /* where they started */
 
 	/* The member handed out, and what it owns. */
@@ -425,6 +426,11 @@ enum tm_tar_next tm_tar_reader_next(struct tm_tar_reader *r, struct tm_tar_membe
 				    struct tm_block_error *err)
 {
 	char e[TM_TAR_ERRLEN];
+	/* The last member borrowed from the extension state (its xattrs): drop it only now. */
+	if (r->handed_out) {
+		extensions_reset(r);
+		r->handed_out = false;
+	}
 	while (!r->done) {
 		uint64_t off = r->pos;
 		bool eof;
@@ -501,12 +507,13 @@ enum tm_tar_next tm_tar_reader_next(struct tm_tar_reader *r, struct tm_tar_membe
 				r->done = true;
 				return TM_TAR_END;
 			}
-			extensions_reset(r);
 			if (rc == 1) {
+				r->handed_out = true;
 				r->members++;
 				*out = &r->m;
 				return TM_TAR_MEMBER;
 			}
+			extensions_reset(r);
 			if (rc == 0) {
 				r->done = true;
 				warn_truncated(r, off);

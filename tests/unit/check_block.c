@@ -83,6 +83,15 @@ static void check_past_end(struct tm_block *b, uint64_t size)
 	}
 }
 
+/* The device's bytes: the source, then zeros to the end of the last (partial) sector. */
+static uint8_t *padded_ref(uint32_t ss, uint64_t *size)
+{
+	*size = (uint64_t)((MEM_LEN + ss - 1) / ss) * ss;
+	uint8_t *ref = g_malloc0(*size);
+	memcpy(ref, mem_src, MEM_LEN);
+	return ref;
+}
+
 START_TEST(test_mem_info_and_reads)
 {
 	uint32_t ss = tu_sector(_i);
@@ -93,12 +102,23 @@ START_TEST(test_mem_info_and_reads)
 	tm_block_get_info(b, &info);
 	ck_assert(!info.read_write);
 	ck_assert_uint_eq(info.sector_size, ss);
-	ck_assert_uint_eq(info.size_sectors, MEM_LEN / ss);
-	uint64_t size = (uint64_t)(MEM_LEN / ss) * ss;
+	/* a partial last sector counts, read as if padded with zeros */
+	ck_assert_uint_eq(info.size_sectors, (MEM_LEN + ss - 1) / ss);
+	uint64_t size;
+	uint8_t *ref = padded_ref(ss, &size);
 	ck_assert_uint_eq(tm_block_size_bytes(b), size);
 
-	check_preads(b, mem_src, size);
+	check_preads(b, ref, size);
 	check_past_end(b, size);
+
+	/* the padding reads as zeros */
+	uint8_t tail[4096];
+	struct tm_block_error err;
+	memset(tail, 0xee, sizeof tail);
+	ck_assert_int_eq(tm_block_pread(b, tail, size - MEM_LEN, MEM_LEN, &err), 0);
+	for (uint64_t i = 0; i < size - MEM_LEN && i < sizeof tail; i++)
+		ck_assert_int_eq(tail[i], 0);
+	g_free(ref);
 	tm_block_disconnect(b);
 }
 END_TEST
@@ -108,14 +128,16 @@ START_TEST(test_mem_sector_reads)
 	uint32_t ss = tu_sector(_i);
 	struct tm_block *b = tm_block_mem_new(mem_src, MEM_LEN, ss);
 	struct tm_block_error err;
-	uint64_t nsec = MEM_LEN / ss;
+	uint64_t size;
+	uint8_t *ref = padded_ref(ss, &size);
+	uint64_t nsec = size / ss;
 
-	/* two buffers filled from consecutive sectors */
+	/* two buffers filled from consecutive sectors, up to the (padded) last one */
 	uint8_t *b1 = g_malloc(ss), *b2 = g_malloc(2 * (size_t)ss);
 	struct iovec iov[2] = { { b1, ss }, { b2, 2 * (size_t)ss } };
 	ck_assert_int_eq(tm_block_read(b, nsec - 3, iov, 2, &err), 0);
-	ck_assert(memcmp(b1, mem_src + (nsec - 3) * ss, ss) == 0);
-	ck_assert(memcmp(b2, mem_src + (nsec - 2) * ss, 2 * (size_t)ss) == 0);
+	ck_assert(memcmp(b1, ref + (nsec - 3) * ss, ss) == 0);
+	ck_assert(memcmp(b2, ref + (nsec - 2) * ss, 2 * (size_t)ss) == 0);
 
 	/* one sector too many */
 	memset(&err, 0, sizeof err);
@@ -134,9 +156,9 @@ START_TEST(test_mem_sector_reads)
 	ck_assert_int_lt(tm_block_write(b, 0, &w, 1, &err), 0);
 	ck_assert_int_eq(err.code, TM_BLOCK_READ_ONLY);
 	/* and the source is untouched */
-	uint8_t ref[MEM_LEN];
-	tu_fill(ref, sizeof ref, 4242);
-	ck_assert(memcmp(ref, mem_src, MEM_LEN) == 0);
+	uint8_t check[MEM_LEN];
+	tu_fill(check, sizeof check, 4242);
+	ck_assert(memcmp(check, mem_src, MEM_LEN) == 0);
 
 	/* memory has no file descriptor */
 	int fd = -1;
@@ -145,6 +167,7 @@ START_TEST(test_mem_sector_reads)
 
 	g_free(b1);
 	g_free(b2);
+	g_free(ref);
 	tm_block_disconnect(b);
 }
 END_TEST
@@ -155,18 +178,23 @@ START_TEST(test_mem_empty)
 	struct tm_block *b = tm_block_mem_new(none, 0, 512);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_uint_eq(tm_block_size_bytes(b), 0);
-	uint8_t buf[1];
+	uint8_t buf[4096];
 	struct tm_block_error err;
 	memset(&err, 0, sizeof err);
 	ck_assert_int_lt(tm_block_pread(b, buf, 1, 0, &err), 0);
 	ck_assert_int_eq(err.code, TM_BLOCK_OUT_OF_RANGE);
 	tm_block_disconnect(b);
 
-	/* shorter than one sector: nothing readable */
+	/* shorter than one sector: one sector, zero-padded */
 	b = tm_block_mem_new(mem_src, 4000, 4096);
-	ck_assert_uint_eq(tm_block_size_bytes(b), 0);
+	ck_assert_uint_eq(tm_block_size_bytes(b), 4096);
+	memset(buf, 0xee, sizeof buf);
+	ck_assert_int_eq(tm_block_pread(b, buf, 4096, 0, &err), 0);
+	ck_assert(memcmp(buf, mem_src, 4000) == 0);
+	for (int i = 4000; i < 4096; i++)
+		ck_assert_int_eq(buf[i], 0);
 	memset(&err, 0, sizeof err);
-	ck_assert_int_lt(tm_block_pread(b, buf, 1, 0, &err), 0);
+	ck_assert_int_lt(tm_block_pread(b, buf, 1, 4096, &err), 0);
 	ck_assert_int_eq(err.code, TM_BLOCK_OUT_OF_RANGE);
 	tm_block_disconnect(b);
 }

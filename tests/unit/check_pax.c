@@ -509,8 +509,8 @@ START_TEST(test_pax_time)
 	ck_assert_msg(ok == c->ok, "\"%s\": returned %d", c->s, ok);
 	if (c->ok) {
 		ck_assert_msg(t.sec == c->sec && t.nsec == c->nsec,
-			      "\"%s\": got %lld.%09u, expected %lld.%09u", c->s, (long long)t.sec,
-			      t.nsec, (long long)c->sec, c->nsec);
+			      "\"%s\": got sec %lld nsec %u, expected sec %lld nsec %u", c->s,
+			      (long long)t.sec, t.nsec, (long long)c->sec, c->nsec);
 	}
 }
 END_TEST

@@ -294,8 +294,9 @@ static inline void tu_add_longlink(GByteArray *a, char type, const char *s)
 }
 
 /* Finish an archive as GNU tar does: two zero blocks, then zeros up to a whole record.
- * The length is then made not a multiple of 4096 (so that a 4096-byte-sector device cuts a
- * tail), but never so that the cut reaches the end-of-archive marker.  Returns the offset
+ * The length is then made not a multiple of 4096, so that a 4096-byte-sector device has a
+ * partial last sector; the whole sectors alone still hold the end-of-archive marker (so the
+ * archive is complete whether a device pads or drops a partial sector).  Returns the offset
  * of the end marker. */
 static inline size_t tu_finish(GByteArray *a)
 {
@@ -310,11 +311,22 @@ static inline size_t tu_finish(GByteArray *a)
 	return end;
 }
 
+/* Deterministic pseudo-random bytes (xorshift32). */
+static inline void tu_fill(uint8_t *buf, size_t n, uint32_t seed)
+{
+	uint32_t x = seed ? seed : 0x9e3779b9u;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = (uint8_t)(x >> 11);
+	}
+}
+
 /* ---- sparse members ---- */
 
 /* The logical content of a sparse file: chunks pairs[2i] (offset), pairs[2i+1] (length) hold
  * pseudo-random bytes, holes are zeros.  g_free() the result. */
-static inline void tu_fill(uint8_t *buf, size_t n, uint32_t seed);
 static inline uint8_t *tu_sparse_ref(const uint64_t *pairs, size_t n, uint64_t logical,
 				     uint32_t seed)
 {
@@ -439,18 +451,6 @@ static inline uint64_t tu_add_sparse_pax(GByteArray *a, enum tu_pax_sparse v, co
 	g_string_free(x, TRUE);
 	g_byte_array_free(st, TRUE);
 	return off;
-}
-
-/* Deterministic pseudo-random bytes (xorshift32). */
-static inline void tu_fill(uint8_t *buf, size_t n, uint32_t seed)
-{
-	uint32_t x = seed ? seed : 0x9e3779b9u;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		buf[i] = (uint8_t)(x >> 11);
-	}
 }
 
 /* ---- building indexes over in-memory archives ---- */

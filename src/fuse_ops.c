@@ -153,6 +153,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return (void)fuse_reply_err(req, ENOTDIR);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return (void)fuse_reply_err(req, EROFS);
+	if (fs->no_opendir)
+		return (void)fuse_reply_err(req, ENOSYS); /* see tm_fs.no_opendir */
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
@@ -234,6 +236,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, EROFS);
 	if (source_stale(req, fs))
 		return;
+	if (fs->no_open)
+		return (void)fuse_reply_err(req, ENOSYS); /* see tm_fs.no_open */
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
@@ -311,6 +315,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct tm_fs *fs = fs_of(req);
+	if (!fs->has_xattrs)
+		return (void)fuse_reply_err(req, ENOSYS);
 	uint32_t i = index_ino(fs, ino);
 	if (i == TM_NONE)
 		return (void)fuse_reply_err(req, ENOENT);
@@ -332,6 +338,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct tm_fs *fs = fs_of(req);
+	if (!fs->has_xattrs)
+		return (void)fuse_reply_err(req, ENOSYS);
 	uint32_t i = index_ino(fs, ino);
 	if (i == TM_NONE)
 		return (void)fuse_reply_err(req, ENOENT);
@@ -352,7 +360,11 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct tm_fs *fs = userdata;
+	/* Every open and close of a file is a round trip each; without them a file read
+	 * twice costs nothing the second time. */
+	fs->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+	fs->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	/* Replies that carry an fd buffer are spliced straight from the archive. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;

@@ -20,6 +20,12 @@ struct tm_fs {
 	int32_t umask;        /* -o umask= override, or -1 */
 	uint64_t archive_size;
 	double timeout;       /* entry and attribute cache timeout, seconds */
+	/* Set in init: the kernel can do without OPEN/OPENDIR requests (and their RELEASEs):
+	 * it then keeps file pages and directory listings cached across opens by itself. */
+	bool no_open, no_opendir;
+	/* Whether any entry has xattrs.  When none does, getxattr and listxattr answer ENOSYS,
+	 * and the kernel stops asking (ls -l asks for every file). */
+	bool has_xattrs;
 	/* Reports a backend failure (once daemonised: to syslog). */
 	void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 };

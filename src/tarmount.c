@@ -255,6 +255,8 @@ int main(int argc, char **argv)
 		.timeout = 86400.0,
 		.log_error = log_error,
 	};
+	for (uint32_t i = 0; i < index->ninodes && !fs.has_xattrs; i++)
+		fs.has_xattrs = tm_index_inode(index, i)->xattrs != TM_NONE;
 	tm_kv_init(&fs.kv, index, block);
 	se = fuse_session_new(&args, &tm_fuse_ops, sizeof tm_fuse_ops, &fs);
 	if (!se)

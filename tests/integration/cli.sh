@@ -267,9 +267,13 @@ tk "$A" --json ls b
 jsonpaths
 sed 's|^|b/|' "$T/want.b" >"$T/want.jb"
 expect_out_file "$T/want.jb" "ls --json b: full archive paths"
-tk "$A" ls --json -R
-jsonpaths
-expect_out_file "$T/want.R" "ls --json -R: every path"
+for form in "ls --json -R" "ls -R --json" "-R --json ls" "--json -R ls" "-q -R --json ls"; do
+	# shellcheck disable=SC2086
+	set -- $form
+	case $1 in ls) tk "$A" "$@" ;; *) n=$#; tk "${@:1:n-1}" "$A" ls ;; esac
+	jsonpaths
+	expect_out_file "$T/want.R" "$form: every path (options in any order)"
+done
 tk "$A" ls --json b/e.txt
 jsonpaths
 expect_out "b/e.txt" "ls --json on a file: one entry"

@@ -222,9 +222,9 @@ def main():
     listed, owners = tar_listing()
     ext = walk(args.extract_dir)
 
-    rc, out, err = tarkv("ls", "-R", "--json")
+    rc, out, err = tarkv("ls", "--json", "-R")
     if rc != 0:
-        print("FAIL: %s: `tarkv ARCHIVE ls -R --json` exit %s: %s"
+        print("FAIL: %s: `tarkv ARCHIVE ls --json -R` exit %s: %s"
               % (LABEL, rc, err.decode(errors="replace").strip()[:500]))
         return 1
     if err.strip():

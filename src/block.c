@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <glib.h>
 
@@ -56,17 +57,42 @@ const char *tm_block_strerror(const struct tm_block_error *err, char *buf, size_
 	return buf;
 }
 
+bool tm_block_is_nbd_uri(const char *source)
+{
+	static const char *const schemes[] = { "nbd://", "nbds://", "nbd+unix://", "nbds+unix://" };
+	for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+		if (!strncmp(source, schemes[i], strlen(schemes[i])))
+			return true;
+	return false;
+}
+
 struct tm_block *tm_block_open(const char *source, const struct tm_block_options *opts,
 			       struct tm_block_error *err)
 {
-	static const struct tm_block_options defaults;
+	static const struct tm_block_options defaults = { .cache = -1 };
 	if (!opts)
 		opts = &defaults;
 	if (!source || !*source) {
 		tm_block_fail(err, TM_BLOCK_INVALID, 0, "empty source name");
 		return NULL;
 	}
-	return tm_block_file_open(source, opts, err);
+	struct tm_block *b;
+	bool nbd = tm_block_is_nbd_uri(source), device = false;
+	struct stat st;
+	if (nbd)
+		b = tm_block_nbd_open(source, opts, err);
+	else if (stat(source, &st) == 0 && S_ISBLK(st.st_mode))
+		b = tm_block_device_open(source, opts, err), device = true;
+	else
+		b = tm_block_file_open(source, opts, err);
+	if (b && opts->partition)
+		b = tm_block_partition_open(b, opts->partition, err);
+	if (b && (opts->offset || opts->size))
+		b = tm_block_window_new(b, opts->offset, opts->size, err);
+	bool cache = opts->cache > 0 || (opts->cache < 0 && (nbd || (device && opts->direct)));
+	if (b && cache)
+		b = tm_block_cache_new(b, opts->cache_size ? opts->cache_size : 64u << 20);
+	return b;
 }
 
 bool tm_block_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base)

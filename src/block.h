@@ -67,15 +67,47 @@ struct tm_block {
 
 /* Options that select and shape a backend; zero-initialised means defaults. */
 struct tm_block_options {
-	bool direct; /* O_DIRECT where the backend supports it */
+	bool direct;          /* O_DIRECT where the backend supports it (block devices) */
+	unsigned partition;   /* 0: whole source; N: partition N of its MBR or GPT table */
+	uint64_t offset;      /* a window starting at this byte ... */
+	uint64_t size;        /* ... of this many bytes (0: to the end) */
+	int cache;            /* -1: default (on for NBD and O_DIRECT), 0: off, 1: on */
+	uint64_t cache_size;  /* bytes; 0: the default (64 MiB) */
+	unsigned timeout;     /* NBD: seconds before a stalled request fails; 0: default (30) */
 };
 
-/* Open the backend named by source (for now: a path to a regular file).  Returns NULL and
- * fills err on failure. */
+/* Open the backend named by source: "nbd://", "nbds://", "nbd+unix://" and "nbds+unix://"
+ * URIs are NBD exports, a block device path a raw device, anything else a regular file.
+ * Then, as opts ask: a partition or offset window over it, and a cache over that.  Returns
+ * NULL and fills err on failure. */
 struct tm_block *tm_block_open(const char *source, const struct tm_block_options *opts,
 			       struct tm_block_error *err);
+
+/* The backends and decorators tm_block_open assembles. */
 struct tm_block *tm_block_file_open(const char *path, const struct tm_block_options *opts,
 				    struct tm_block_error *err);
+/* A block device: size from BLKGETSIZE64, sector size from BLKSSZGET, read-only open,
+ * O_DIRECT with aligned bounce buffers when opts->direct. */
+struct tm_block *tm_block_device_open(const char *path, const struct tm_block_options *opts,
+				      struct tm_block_error *err);
+/* An NBD export through libnbd (several connections where the server allows multi-conn). */
+struct tm_block *tm_block_nbd_open(const char *uri, const struct tm_block_options *opts,
+				   struct tm_block_error *err);
+/* A window of inner: bytes [offset, offset + size) (size 0: to the end).  offset must be a
+ * multiple of inner's sector size.  Takes ownership of inner (also on failure). */
+struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, uint64_t size,
+				     struct tm_block_error *err);
+/* Find partition n (1-based) in the MBR or GPT table at the start of inner and return a
+ * window over it.  Takes ownership of inner (also on failure). */
+struct tm_block *tm_block_partition_open(struct tm_block *inner, unsigned n,
+					 struct tm_block_error *err);
+/* An LRU cache of fixed-size chunks over inner, with readahead on sequential access;
+ * thread-safe with sharded locks.  Takes ownership of inner. */
+struct tm_block *tm_block_cache_new(struct tm_block *inner, uint64_t cache_bytes);
+
+/* Whether source names an NBD URI. */
+bool tm_block_is_nbd_uri(const char *source);
+
 /* An in-memory device over data[0..len) (not copied; the caller keeps it alive). Used by
  * unit tests and fuzzers.  A partial last sector reads as if padded with zeros, like a
  * device whose last sector holds the end of an archive. */

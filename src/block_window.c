@@ -1,0 +1,234 @@
+/* The window decorator: a byte range of another device, seen as a device of its own.  Used
+ * for -o offset=,size= and for partitions, whose tables (MBR with logical partitions, GPT)
+ * are parsed here, from the source itself: no kernel partition scan, no root needed. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "block.h"
+
+struct block_window {
+	struct tm_block base;
+	struct tm_block *inner;
+	uint64_t offset;
+	uint32_t sector_size;
+	uint64_t sectors;
+};
+
+static void window_get_info(struct tm_block *b, struct tm_block_info *info)
+{
+	struct block_window *w = (struct block_window *)b;
+	info->read_write = false;
+	info->sector_size = w->sector_size;
+	info->size_sectors = w->sectors;
+}
+
+/* The window need not start on a sector of the inner device: byte reads realign. */
+static int window_read(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
+		       struct tm_block_error *err)
+{
+	struct block_window *w = (struct block_window *)b;
+	struct tm_block_info info;
+	window_get_info(b, &info);
+	if (tm_block_check_range(&info, sector, iov, iovcnt, err) < 0)
+		return -1;
+	uint64_t off = w->offset + sector * w->sector_size;
+	for (int i = 0; i < iovcnt; i++) {
+		if (tm_block_pread(w->inner, iov[i].iov_base, iov[i].iov_len, off, err) < 0)
+			return -1;
+		off += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static bool window_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base)
+{
+	struct block_window *w = (struct block_window *)b;
+	if (!tm_block_get_fd(w->inner, fd, fd_base))
+		return false;
+	*fd_base += w->offset;
+	return true;
+}
+
+static bool window_changed(struct tm_block *b)
+{
+	return tm_block_changed(((struct block_window *)b)->inner);
+}
+
+static void window_disconnect(struct tm_block *b)
+{
+	struct block_window *w = (struct block_window *)b;
+	tm_block_disconnect(w->inner);
+	g_free(b->source);
+	g_free(w);
+}
+
+static const struct tm_block_ops window_ops = {
+	.name = "window",
+	.get_info = window_get_info,
+	.read = window_read,
+	.write = tm_block_write_read_only,
+	.get_fd = window_get_fd,
+	.changed = window_changed,
+	.disconnect = window_disconnect,
+};
+
+struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, uint64_t size,
+				     struct tm_block_error *err)
+{
+	struct tm_block_info info;
+	tm_block_get_info(inner, &info);
+	uint64_t total = info.size_sectors * info.sector_size;
+	if (offset > total || (size && size > total - offset)) {
+		tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0,
+			      "window of %llu bytes at byte %llu is past the end (%llu bytes)",
+			      (unsigned long long)size, (unsigned long long)offset,
+			      (unsigned long long)total);
+		tm_block_disconnect(inner);
+		return NULL;
+	}
+	if (!size)
+		size = total - offset;
+	struct block_window *w = g_new0(struct block_window, 1);
+	w->base.ops = &window_ops;
+	w->base.source = g_strdup(inner->source);
+	w->inner = inner;
+	w->offset = offset;
+	w->sector_size = info.sector_size;
+	w->sectors = size / info.sector_size;
+	return &w->base;
+}
+
+/* ---- partition tables ---- */
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+struct part {
+	uint64_t start, length; /* bytes */
+};
+
+static bool is_extended(uint8_t type)
+{
+	return type == 0x05 || type == 0x0f || type == 0x85;
+}
+
+/* GPT at LBA 1 for the given sector size: 1 found (*p filled, or length 0 when n has no
+ * entry), 0 no GPT there, -1 read error. */
+static int find_gpt(struct tm_block *inner, uint32_t ss, unsigned n, struct part *p,
+		    struct tm_block_error *err)
+{
+	uint8_t hdr[92];
+	if (tm_block_pread(inner, hdr, sizeof hdr, ss, err) < 0)
+		return err->code == TM_BLOCK_OUT_OF_RANGE ? 0 : -1;
+	if (memcmp(hdr, "EFI PART", 8))
+		return 0;
+	uint64_t entries_lba = le64(hdr + 72);
+	uint32_t count = le32(hdr + 80), esize = le32(hdr + 84);
+	p->length = 0;
+	if (esize < 128 || esize > 4096 || n > count)
+		return 1;
+	uint8_t e[128];
+	uint64_t at = entries_lba * ss + (uint64_t)(n - 1) * esize;
+	if (entries_lba > UINT64_MAX / ss / 2 || tm_block_pread(inner, e, sizeof e, at, err) < 0)
+		return 1;
+	static const uint8_t unused[16];
+	uint64_t first = le64(e + 32), last = le64(e + 40);
+	if (!memcmp(e, unused, 16) || last < first || last > UINT64_MAX / ss - 1)
+		return 1;
+	p->start = first * ss;
+	p->length = (last - first + 1) * ss;
+	return 1;
+}
+
+/* MBR primary partitions 1-4, logical ones from 5 along the chain of extended boot
+ * records.  Returns 1 found (length 0: no such partition), 0 no MBR, -1 read error. */
+static int find_mbr(struct tm_block *inner, uint32_t ss, unsigned n, struct part *p,
+		    struct tm_block_error *err)
+{
+	uint8_t s[512];
+	if (tm_block_pread(inner, s, sizeof s, 0, err) < 0)
+		return -1;
+	if (s[510] != 0x55 || s[511] != 0xaa)
+		return 0;
+	p->length = 0;
+	uint64_t ext_start = 0;
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *e = s + 446 + 16 * i;
+		if (is_extended(e[4]))
+			ext_start = le32(e + 8);
+		if ((unsigned)i + 1 == n && e[4] != 0) {
+			p->start = (uint64_t)le32(e + 8) * ss;
+			p->length = (uint64_t)le32(e + 12) * ss;
+		}
+	}
+	if (n <= 4 || !ext_start)
+		return 1;
+	/* Logical partitions: each EBR describes one, relative to itself, and links to the
+	 * next relative to the extended partition's start.  Bounded against loops. */
+	uint64_t ebr = ext_start;
+	for (unsigned k = 5; k <= n && k < 5 + 1024; k++) {
+		if (tm_block_pread(inner, s, sizeof s, ebr * ss, err) < 0)
+			return -1;
+		if (s[510] != 0x55 || s[511] != 0xaa)
+			return 1;
+		if (k == n) {
+			p->start = (ebr + le32(s + 446 + 8)) * ss;
+			p->length = (uint64_t)le32(s + 446 + 12) * ss;
+			return 1;
+		}
+		uint32_t next = le32(s + 462 + 8);
+		if (!next || s[462 + 4] == 0)
+			return 1;
+		ebr = ext_start + next;
+	}
+	return 1;
+}
+
+struct tm_block *tm_block_partition_open(struct tm_block *inner, unsigned n,
+					 struct tm_block_error *err)
+{
+	struct tm_block_info info;
+	tm_block_get_info(inner, &info);
+	struct part p = { 0, 0 };
+	int rc = 0;
+	const char *kind = "MBR";
+	/* GPT first (its MBR is only a protective one); LBA size is the device's logical
+	 * sector, but an image file may have been laid out for 4096-byte sectors. */
+	uint32_t sizes[2] = { info.sector_size, info.sector_size == 512 ? 4096 : 512 };
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		rc = find_gpt(inner, sizes[i], n, &p, err);
+		kind = "GPT";
+	}
+	if (rc == 0) {
+		rc = find_mbr(inner, info.sector_size, n, &p, err);
+		kind = "MBR";
+	}
+	if (rc < 0) {
+		tm_block_disconnect(inner);
+		return NULL;
+	}
+	if (rc == 0) {
+		tm_block_fail(err, TM_BLOCK_INVALID, 0, "no MBR or GPT partition table");
+		tm_block_disconnect(inner);
+		return NULL;
+	}
+	if (p.length == 0) {
+		tm_block_fail(err, TM_BLOCK_INVALID, 0, "no partition %u in the %s partition table",
+			      n, kind);
+		tm_block_disconnect(inner);
+		return NULL;
+	}
+	return tm_block_window_new(inner, p.start, p.length, err);
+}

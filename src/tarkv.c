@@ -538,7 +538,7 @@ static int open_source(struct tarkv *t)
 {
 	struct tm_block_error err;
 	char buf[300];
-	t->block = tm_block_open(t->source, NULL, &err);
+	t->block = tm_block_open(t->source, &t->source_opts, &err);
 	if (!t->block) {
 		tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
 		return TARKV_USAGE;
@@ -565,14 +565,30 @@ static char *usage_text(void)
 
 int main(int argc, char **argv)
 {
-	struct tarkv t = { .source = "tarkv" };
-	gboolean version = FALSE;
+	struct tarkv t = { .source = "tarkv", .source_opts = { .cache = -1 } };
+	gboolean version = FALSE, direct = FALSE, no_cache = FALSE, cache = FALSE;
+	gint partition = 0, timeout = 0;
+	gint64 offset = 0, size = 0, cache_size = 0;
 	GOptionEntry entries[] = {
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &t.json, "JSON output (ls, stat, find)", NULL },
 		{ "long", 'l', 0, G_OPTION_ARG_NONE, &t.long_format, "long listing (ls)", NULL },
 		{ "recursive", 'R', 0, G_OPTION_ARG_NONE, &t.recursive, "list subtrees (ls)", NULL },
 		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &t.quiet, "no warnings", NULL },
 		{ "version", 0, 0, G_OPTION_ARG_NONE, &version, "print the version", NULL },
+		{ "direct", 0, 0, G_OPTION_ARG_NONE, &direct, "read a block device with O_DIRECT",
+		  NULL },
+		{ "partition", 0, 0, G_OPTION_ARG_INT, &partition,
+		  "partition N of the source's MBR or GPT table", "N" },
+		{ "offset", 0, 0, G_OPTION_ARG_INT64, &offset, "the archive starts at this byte",
+		  "BYTES" },
+		{ "size", 0, 0, G_OPTION_ARG_INT64, &size, "and is this many bytes long", "BYTES" },
+		{ "cache", 0, 0, G_OPTION_ARG_NONE, &cache, "cache reads (default for NBD and --direct)",
+		  NULL },
+		{ "no-cache", 0, 0, G_OPTION_ARG_NONE, &no_cache, "do not cache reads", NULL },
+		{ "cache-size", 0, 0, G_OPTION_ARG_INT64, &cache_size, "cache size (default 64 MiB)",
+		  "BYTES" },
+		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
+		  "NBD: fail a request after this long (default 30)", "SECONDS" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	char *summary = usage_text();
@@ -587,6 +603,18 @@ int main(int argc, char **argv)
 		g_error_free(gerr);
 		goto out;
 	}
+	if (partition < 0 || offset < 0 || size < 0 || cache_size < 0 || timeout < 0) {
+		fprintf(stderr, "tarkv: --partition, --offset, --size, --cache-size and --timeout "
+				"take non-negative numbers\n");
+		goto out;
+	}
+	t.source_opts.direct = direct;
+	t.source_opts.partition = (unsigned)partition;
+	t.source_opts.offset = (uint64_t)offset;
+	t.source_opts.size = (uint64_t)size;
+	t.source_opts.cache = no_cache ? 0 : cache ? 1 : -1;
+	t.source_opts.cache_size = (uint64_t)cache_size;
+	t.source_opts.timeout = (unsigned)timeout;
 	if (version) {
 		printf("tarkv (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
 		rc = TARKV_OK;

@@ -17,6 +17,7 @@ struct tarkv {
 	struct tm_index *index;
 	struct tm_kv kv;
 	bool json, long_format, recursive, quiet;
+	struct tm_block_options source_opts;
 };
 
 /* Print "tarkv: SOURCE: KEY: MESSAGE" (KEY may be NULL) on stderr. */

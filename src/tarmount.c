@@ -24,6 +24,8 @@
 
 struct options {
 	char *source;
+	struct tm_block_options src;
+	int cache, nocache;
 	int64_t uid, gid;
 	int umask;
 	int quiet;
@@ -37,6 +39,14 @@ static const struct fuse_opt option_spec[] = {
 	OPT("gid=%" SCNd64, gid, 0),
 	OPT("umask=%o", umask, 0),
 	OPT("quiet", quiet, 1),
+	OPT("direct", src.direct, 1),
+	OPT("partition=%u", src.partition, 0),
+	OPT("offset=%" SCNu64, src.offset, 0),
+	OPT("size=%" SCNu64, src.size, 0),
+	OPT("cache", cache, 1),
+	OPT("nocache", nocache, 1),
+	OPT("cache_size=%" SCNu64, src.cache_size, 0),
+	OPT("timeout=%u", src.timeout, 0),
 	OPT("-h", show_help, 1),
 	OPT("--help", show_help, 1),
 	OPT("-V", show_version, 1),
@@ -119,6 +129,13 @@ static void usage(const char *prog)
 	       "    -o gid=N               group of every file\n"
 	       "    -o umask=M             clear these permission bits (octal)\n"
 	       "    -o quiet               no warnings or progress\n"
+	       "    -o direct              read a block device with O_DIRECT\n"
+	       "    -o partition=N         partition N of the source's MBR or GPT table\n"
+	       "    -o offset=BYTES        the archive starts at this byte of the source\n"
+	       "    -o size=BYTES          and is this long (default: to the end)\n"
+	       "    -o cache, -o nocache   cache reads or not (default: on for NBD, direct)\n"
+	       "    -o cache_size=BYTES    size of that cache (default 64 MiB)\n"
+	       "    -o timeout=SECONDS     NBD: fail a stalled request after this long (30)\n"
 	       "    -V, --version          print the version\n"
 	       "    -h, --help             this help\n\n",
 	       prog);
@@ -211,7 +228,8 @@ int main(int argc, char **argv)
 
 	struct tm_block_error berr;
 	char msg[300];
-	block = tm_block_open(o.source, NULL, &berr);
+	o.src.cache = o.nocache ? 0 : o.cache ? 1 : -1;
+	block = tm_block_open(o.source, &o.src, &berr);
 	if (!block) {
 		fprintf(stderr, "tarmount: %s: %s\n", o.source,
 			tm_block_strerror(&berr, msg, sizeof msg));

@@ -1,12 +1,407 @@
-/* NBD exports through libnbd.  Placeholder until the NBD backend lands: refuses clearly. */
+/* The NBD backend: an export read through libnbd, never written.
+ *
+ * Up to NBD_CONNS connections when the server allows multi-conn, one otherwise; a request
+ * takes one connection for its whole duration (its slot lock), since libnbd's aio state
+ * machine must be driven by one thread at a time.  Requests go out with nbd_aio_pread and a
+ * poll(2) loop bounded by the timeout, so that a server that dies or stalls fails reads
+ * instead of hanging them.  A connection that died or timed out is closed and reopened on
+ * its next use, so reads work again once the server is back. */
 #include "config.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include <glib.h>
+#include <libnbd.h>
+
 #include "block.h"
+
+#define NBD_CONNS 4                  /* connections when the server allows multi-conn */
+#define NBD_CHUNK (4u << 20)         /* largest request unless the server wants less */
+#define NBD_INFLIGHT 8               /* requests in flight on one connection */
+#define NBD_DEFAULT_TIMEOUT 30       /* seconds */
+#define NBD_SHUTDOWN_MS 2000         /* a polite disconnect waits no longer than this */
+
+struct nbd_slot {
+	pthread_mutex_t lock; /* held for a whole request */
+	struct nbd_handle *h; /* NULL: not connected, connect on next use */
+};
+
+struct block_nbd {
+	struct tm_block base;
+	struct tm_block_info info;
+	uint64_t export_size; /* bytes, when first connected: a reconnect must see the same */
+	uint32_t chunk;       /* largest request: a multiple of the sector size */
+	int64_t timeout_ms;
+	unsigned nslots;
+	atomic_uint next; /* round robin over slots */
+	struct nbd_slot slots[NBD_CONNS];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fill err from libnbd's last error in this thread.  libnbd's message usually ends with
+ * strerror of its errno, which tm_block_strerror prints again: drop that tail. */
+static int nbd_fail(struct tm_block_error *err, enum tm_block_code code, const char *fallback)
+{
+	const char *msg = nbd_get_error();
+	int e = nbd_get_errno();
+	if (!msg || !*msg)
+		msg = fallback;
+	size_t len = strlen(msg);
+	if (e) {
+		const char *sys = strerror(e);
+		size_t sl = strlen(sys);
+		if (len > sl + 2 && !strcmp(msg + len - sl, sys) && !strncmp(msg + len - sl - 2, ": ", 2))
+			len -= sl + 2;
+	}
+	return tm_block_fail(err, code, e ? e : EIO, "%.*s", (int)len, msg);
+}
+
+static bool nbd_gone(struct nbd_handle *h)
+{
+	return nbd_aio_is_dead(h) > 0 || nbd_aio_is_closed(h) > 0;
+}
+
+/* One turn of the aio state machine: wait until the socket is ready in the direction libnbd
+ * wants (or *deadline passes) and let libnbd read or write.  Bytes from the server push
+ * *deadline back by extend_ms: a request fails when the server falls silent, not when a big
+ * transfer is merely slow.  Returns 0, or -1 with err filled (ETIMEDOUT at the deadline). */
+static int pump(struct nbd_handle *h, int64_t *deadline, int64_t extend_ms,
+		struct tm_block_error *err)
+{
+	for (;;) {
+		unsigned dir = nbd_aio_get_direction(h);
+		int fd = nbd_aio_get_fd(h);
+		if (fd < 0)
+			return nbd_fail(err, TM_BLOCK_IO, "not connected");
+		if (!(dir & LIBNBD_AIO_DIRECTION_BOTH))
+			return tm_block_fail(err, TM_BLOCK_IO, EIO, "connection is idle");
+		int64_t left = *deadline - now_ms();
+		if (left <= 0)
+			return tm_block_fail(err, TM_BLOCK_IO, ETIMEDOUT, "no reply from the server in %lld s",
+					     (long long)(extend_ms / 1000));
+		struct pollfd p = {
+			.fd = fd,
+			.events = (short)((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+					  (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0)),
+		};
+		int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return tm_block_fail(err, TM_BLOCK_IO, errno, "poll");
+		if (r == 0)
+			continue;
+		int rc = 0;
+		if ((dir & LIBNBD_AIO_DIRECTION_READ) && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+			*deadline = now_ms() + extend_ms;
+			rc = nbd_aio_notify_read(h);
+		} else if ((dir & LIBNBD_AIO_DIRECTION_WRITE) &&
+			   (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
+			rc = nbd_aio_notify_write(h);
+		} else if (p.revents & POLLNVAL) {
+			return tm_block_fail(err, TM_BLOCK_IO, EBADF, "poll");
+		}
+		if (rc < 0)
+			return nbd_fail(err, TM_BLOCK_IO, "connection lost");
+		return 0;
+	}
+}
+
+/* Open a connection to uri and finish the handshake before deadline.  Returns NULL with err
+ * filled (TM_BLOCK_INVALID for a URI libnbd rejects, TM_BLOCK_OPEN otherwise). */
+static struct nbd_handle *connect_uri(const char *uri, int64_t deadline, int64_t timeout_ms,
+				      struct tm_block_error *err)
+{
+	struct nbd_handle *h = nbd_create();
+	if (!h) {
+		nbd_fail(err, TM_BLOCK_OPEN, "cannot create a libnbd handle");
+		return NULL;
+	}
+	bool tls = !strncmp(uri, "nbds", 4);
+	if (nbd_supports_uri(h) != 1) {
+		tm_block_fail(err, TM_BLOCK_INVALID, ENOTSUP, "this libnbd cannot parse NBD URIs");
+		goto fail;
+	}
+	if (tls && nbd_supports_tls(h) != 1) {
+		tm_block_fail(err, TM_BLOCK_INVALID, ENOTSUP,
+			      "this libnbd was built without TLS, which %s URIs need",
+			      uri[4] == '+' ? "nbds+unix://" : "nbds://");
+		goto fail;
+	}
+	/* The URI is the user's own: a tls-psk-file it names may be read. */
+	if (nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP |
+						    LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
+	    nbd_set_uri_allow_local_file(h, true) < 0) {
+		nbd_fail(err, TM_BLOCK_OPEN, "configuring the handle");
+		goto fail;
+	}
+	if (nbd_aio_connect_uri(h, uri) < 0) {
+		int e = nbd_get_errno();
+		nbd_fail(err, e == EINVAL || e == EPROTONOSUPPORT ? TM_BLOCK_INVALID : TM_BLOCK_OPEN,
+			 "cannot connect");
+		goto fail;
+	}
+	while (nbd_aio_is_ready(h) != 1) {
+		if (nbd_gone(h)) {
+			tm_block_fail(err, TM_BLOCK_OPEN, ECONNRESET,
+				      "the server closed the connection during the handshake");
+			goto fail;
+		}
+		if (pump(h, &deadline, timeout_ms, err) < 0) {
+			err->code = TM_BLOCK_OPEN;
+			goto fail;
+		}
+	}
+	return h;
+fail:
+	nbd_close(h);
+	return NULL;
+}
+
+/* Tell the server goodbye if it listens within NBD_SHUTDOWN_MS, then close.  (nbd_shutdown
+ * waits without a bound for a server that stalls.) */
+static void close_politely(struct nbd_handle *h)
+{
+	if (nbd_aio_is_ready(h) == 1 && nbd_aio_disconnect(h, 0) == 0) {
+		int64_t deadline = now_ms() + NBD_SHUTDOWN_MS;
+		while (!nbd_gone(h) && pump(h, &deadline, 0, NULL) == 0)
+			;
+	}
+	nbd_close(h);
+}
+
+/* A fresh connection for a slot: the export must still be the one first opened. */
+static struct nbd_handle *reconnect(struct block_nbd *n, int64_t deadline,
+				    struct tm_block_error *err)
+{
+	struct nbd_handle *h = connect_uri(n->base.source, deadline, n->timeout_ms, err);
+	if (!h) {
+		err->code = TM_BLOCK_IO; /* for the read that needed it */
+		return NULL;
+	}
+	int64_t size = nbd_get_size(h), min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	if (size < 0 || min < 0) {
+		nbd_fail(err, TM_BLOCK_IO, "export size");
+	} else if ((uint64_t)size != n->export_size || (uint64_t)min > n->info.sector_size) {
+		tm_block_fail(err, TM_BLOCK_IO, EIO,
+			      "after reconnecting, the export has %lld bytes in blocks of %lld, "
+			      "not %llu in blocks of %u", (long long)size, (long long)min,
+			      (unsigned long long)n->export_size, n->info.sector_size);
+	} else {
+		return h;
+	}
+	close_politely(h);
+	return NULL;
+}
+
+/* The chunks of one request: consecutive device bytes from off into the iovecs. */
+struct cursor {
+	const struct iovec *iov;
+	int iovcnt, i;
+	size_t at; /* bytes of iov[i] done */
+	uint64_t off;
+};
+
+static bool next_chunk(struct cursor *c, size_t max, void **buf, size_t *len, uint64_t *off)
+{
+	while (c->i < c->iovcnt && c->at == c->iov[c->i].iov_len)
+		c->i++, c->at = 0;
+	if (c->i == c->iovcnt)
+		return false;
+	size_t n = c->iov[c->i].iov_len - c->at;
+	*len = n < max ? n : max;
+	*buf = (uint8_t *)c->iov[c->i].iov_base + c->at;
+	*off = c->off;
+	c->at += *len, c->off += *len;
+	return true;
+}
+
+/* Read the request on h, NBD_INFLIGHT chunks at a time.  On return nothing is in flight
+ * that could still write into the buffers, unless *broken: then h must be closed. */
+static int read_on(struct block_nbd *n, struct nbd_handle *h, uint64_t off,
+		   const struct iovec *iov, int iovcnt, int64_t *deadline, bool *broken,
+		   struct tm_block_error *err)
+{
+	struct cursor c = { .iov = iov, .iovcnt = iovcnt, .off = off };
+	int64_t cookies[NBD_INFLIGHT];
+	int nin = 0, rc = 0;
+	for (;;) {
+		void *buf;
+		size_t len;
+		uint64_t at;
+		while (rc == 0 && nin < NBD_INFLIGHT && next_chunk(&c, n->chunk, &buf, &len, &at)) {
+			int64_t ck = nbd_aio_pread(h, buf, len, at, NBD_NULL_COMPLETION, 0);
+			if (ck < 0)
+				rc = nbd_fail(err, TM_BLOCK_IO, "cannot send a read request");
+			else
+				cookies[nin++] = ck;
+		}
+		for (int k = 0; k < nin;) {
+			int r = nbd_aio_command_completed(h, cookies[k]);
+			if (r == 0) {
+				k++;
+				continue;
+			}
+			if (r < 0 && rc == 0)
+				rc = nbd_fail(err, TM_BLOCK_IO, "read failed");
+			cookies[k] = cookies[--nin];
+		}
+		if (nin == 0 && (rc < 0 || c.i == c.iovcnt))
+			break;
+		if (nin == 0)
+			continue;
+		int prc = nbd_gone(h) ? tm_block_fail(err, TM_BLOCK_IO, ECONNRESET, "connection lost")
+				      : pump(h, deadline, n->timeout_ms, err);
+		if (prc < 0) {
+			*broken = true; /* commands still in flight: only closing h stops them */
+			return -1;
+		}
+	}
+	*broken = nbd_gone(h);
+	return rc;
+}
+
+/* Lock a slot: a free one if any, else wait for the round robin's choice. */
+static struct nbd_slot *take_slot(struct block_nbd *n)
+{
+	unsigned start = atomic_fetch_add_explicit(&n->next, 1, memory_order_relaxed);
+	for (unsigned k = 0; k < n->nslots; k++) {
+		struct nbd_slot *s = &n->slots[(start + k) % n->nslots];
+		if (pthread_mutex_trylock(&s->lock) == 0)
+			return s;
+	}
+	struct nbd_slot *s = &n->slots[start % n->nslots];
+	pthread_mutex_lock(&s->lock);
+	return s;
+}
+
+static void nbd_get_info_(struct tm_block *b, struct tm_block_info *info)
+{
+	*info = ((struct block_nbd *)b)->info;
+}
+
+static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
+		     struct tm_block_error *err)
+{
+	struct block_nbd *n = (struct block_nbd *)b;
+	struct tm_block_error ignored;
+	if (!err)
+		err = &ignored;
+	if (tm_block_check_range(&n->info, sector, iov, iovcnt, err) < 0)
+		return -1;
+	uint64_t off = sector * n->info.sector_size;
+	int64_t deadline = now_ms() + n->timeout_ms;
+	struct nbd_slot *s = take_slot(n);
+	int rc = -1;
+	/* A connection that died while idle (the server restarted) gets one retry on a new
+	 * one; a fresh connection that fails, or a timeout, does not. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool fresh = !s->h, broken = false;
+		if (!s->h && !(s->h = reconnect(n, deadline, err)))
+			break;
+		rc = read_on(n, s->h, off, iov, iovcnt, &deadline, &broken, err);
+		if (broken) {
+			nbd_close(s->h);
+			s->h = NULL;
+		}
+		if (rc == 0 || !broken || fresh || err->sys_errno == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void nbd_disconnect_(struct tm_block *b)
+{
+	struct block_nbd *n = (struct block_nbd *)b;
+	for (unsigned i = 0; i < n->nslots; i++) {
+		if (n->slots[i].h)
+			close_politely(n->slots[i].h);
+		pthread_mutex_destroy(&n->slots[i].lock);
+	}
+	g_free(b->source);
+	g_free(n);
+}
+
+static const struct tm_block_ops nbd_ops = {
+	.name = "nbd",
+	.get_info = nbd_get_info_,
+	.read = nbd_read_,
+	.write = tm_block_write_read_only,
+	.disconnect = nbd_disconnect_,
+};
+
+/* Sector size, request size and sector count from the first connection's handshake. */
+static int take_geometry(struct block_nbd *n, struct nbd_handle *h, struct tm_block_error *err)
+{
+	int64_t size = nbd_get_size(h);
+	int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	if (size < 0 || min < 0 || max < 0)
+		return nbd_fail(err, TM_BLOCK_OPEN, "export size");
+	uint32_t ss = 512;
+	while (ss < min && ss < (1u << 30))
+		ss <<= 1;
+	if (ss < min)
+		return tm_block_fail(err, TM_BLOCK_INVALID, 0, "minimum block size %lld",
+				     (long long)min);
+	uint64_t chunk = NBD_CHUNK > ss ? NBD_CHUNK : ss;
+	if (max > 0 && (uint64_t)max < chunk)
+		chunk = (uint64_t)max - (uint64_t)max % ss;
+	if (chunk == 0)
+		return tm_block_fail(err, TM_BLOCK_INVALID, 0,
+				     "maximum block size %lld is below the sector size %u",
+				     (long long)max, ss);
+	n->export_size = (uint64_t)size;
+	n->chunk = (uint32_t)chunk;
+	n->info = (struct tm_block_info){
+		.read_write = false,
+		.sector_size = ss,
+		.size_sectors = (uint64_t)size / ss,
+	};
+	return 0;
+}
 
 struct tm_block *tm_block_nbd_open(const char *uri, const struct tm_block_options *opts,
 				   struct tm_block_error *err)
 {
-	(void)uri, (void)opts;
-	tm_block_fail(err, TM_BLOCK_INVALID, 0, "NBD sources are not supported yet");
-	return NULL;
+	struct tm_block_error ignored;
+	if (!err)
+		err = &ignored;
+	unsigned timeout = opts && opts->timeout ? opts->timeout : NBD_DEFAULT_TIMEOUT;
+	int64_t timeout_ms = (int64_t)timeout * 1000;
+	struct nbd_handle *h = connect_uri(uri, now_ms() + timeout_ms, timeout_ms, err);
+	if (!h)
+		return NULL;
+	struct block_nbd *n = g_new0(struct block_nbd, 1);
+	n->base.ops = &nbd_ops;
+	n->base.source = g_strdup(uri);
+	n->timeout_ms = timeout_ms;
+	if (take_geometry(n, h, err) < 0) {
+		close_politely(h);
+		g_free(n->base.source);
+		g_free(n);
+		return NULL;
+	}
+	n->nslots = nbd_can_multi_conn(h) == 1 ? NBD_CONNS : 1;
+	for (unsigned i = 0; i < n->nslots; i++)
+		pthread_mutex_init(&n->slots[i].lock, NULL);
+	n->slots[0].h = h;
+	/* The others now, while the server is known to be up; one that fails is retried when
+	 * a read first needs it. */
+	for (unsigned i = 1; i < n->nslots; i++)
+		n->slots[i].h = reconnect(n, now_ms() + timeout_ms, &ignored);
+	return &n->base;
 }

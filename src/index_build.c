@@ -292,6 +292,26 @@ static char *normalize(const char *p, char **buf, size_t *cap)
 	return tm_index_normalize(p, *buf) ? *buf : NULL;
 }
 
+/* A hard link's target without everything up to its last '..' segment, as GNU tar reads
+ * it ("Removing leading '../' from hard link targets"), with a warning when that cuts. */
+static const char *strip_dotdot(struct builder *b, const struct tm_tar_member *m)
+{
+	const char *t = m->linkpath, *rest = t;
+	for (const char *p = t; *p;) {
+		const char *seg = p;
+		while (*p && *p != '/')
+			p++;
+		if (p - seg == 2 && seg[0] == '.' && seg[1] == '.')
+			rest = *p ? p + 1 : p;
+		while (*p == '/')
+			p++;
+	}
+	if (rest != t)
+		report(b, TM_TAR_WARNING, m->header_offset, m->path,
+		       "removing leading '%.*s' from hard link target", (int)(rest - t), t);
+	return rest;
+}
+
 static void add_member(struct builder *b, const struct tm_tar_member *m)
 {
 	char *path = normalize(m->path, &b->scratch, &b->scratch_len);
@@ -322,7 +342,8 @@ static void add_member(struct builder *b, const struct tm_tar_member *m)
 	}
 	uint32_t de = find_dentry(b, path, len, parent);
 	if (m->type == TM_TAR_HARDLINK) {
-		char *target = normalize(m->linkpath, &b->link_scratch, &b->link_scratch_len);
+		char *target = normalize(strip_dotdot(b, m), &b->link_scratch,
+					 &b->link_scratch_len);
 		uint32_t tde = target ? lookup_path(b, target, strlen(target)) : TM_NONE;
 		ino = tde != TM_NONE ? dentry_at(b, tde)->inode : TM_NONE;
 		if (ino == TM_NONE || IS_DIR(inode_at(b, ino)->mode)) {

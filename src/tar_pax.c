@@ -107,6 +107,27 @@ static void set_string(char **dst, enum tm_pax_state *state, const char *v, size
 	*state = TM_PAX_SET;
 }
 
+/* URL-decode s[0..len) ("%XX" escapes), as libarchive encodes xattr names. */
+static char *url_decode(const char *s, size_t len)
+{
+	GString *out = g_string_sized_new(len);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%' && i + 2 < len && g_ascii_isxdigit(s[i + 1]) &&
+		    g_ascii_isxdigit(s[i + 2])) {
+			g_string_append_c(out, (char)(g_ascii_xdigit_value(s[i + 1]) << 4 |
+						      g_ascii_xdigit_value(s[i + 2])));
+			i += 2;
+		} else {
+			g_string_append_c(out, s[i]);
+		}
+	}
+	return g_string_free(out, FALSE);
+}
+
+/* A later record for the same name replaces an earlier one.  libarchive writes each xattr
+ * as LIBARCHIVE.xattr.NAME (URL-encoded, base64 value) and SCHILY.xattr.NAME; for a
+ * non-ASCII name the SCHILY copy keeps the URL-encoding, and bsdtar 3.6 then extracts both
+ * names: so do we. */
 static void add_xattr(struct tm_pax *p, char *name, GBytes *value)
 {
 	if (!p->xattrs)
@@ -130,22 +151,12 @@ static void add_xattr(struct tm_pax *p, char *name, GBytes *value)
 static bool add_libarchive_xattr(struct tm_pax *p, const char *k, size_t klen, const char *v,
 				 size_t vlen)
 {
-	GString *name = g_string_sized_new(klen);
-	for (size_t i = 0; i < klen; i++) {
-		if (k[i] == '%' && i + 2 < klen &&
-		    g_ascii_isxdigit(k[i + 1]) && g_ascii_isxdigit(k[i + 2])) {
-			g_string_append_c(name, (char)(g_ascii_xdigit_value(k[i + 1]) << 4 |
-						       g_ascii_xdigit_value(k[i + 2])));
-			i += 2;
-		} else {
-			g_string_append_c(name, k[i]);
-		}
-	}
+	char *name = url_decode(k, klen);
 	/* g_base64_decode needs a NUL-terminated string and accepts garbage silently: check
 	 * the alphabet first. */
 	for (size_t i = 0; i < vlen; i++)
 		if (!g_ascii_isalnum(v[i]) && v[i] != '+' && v[i] != '/' && v[i] != '=') {
-			g_string_free(name, TRUE);
+			g_free(name);
 			return false;
 		}
 	/* libarchive leaves out the '=' padding, which g_base64_decode needs. */
@@ -158,7 +169,7 @@ static bool add_libarchive_xattr(struct tm_pax *p, const char *k, size_t klen, c
 	gsize n = 0;
 	guchar *raw = vlen ? g_base64_decode(tmp, &n) : g_malloc0(1);
 	g_free(tmp);
-	add_xattr(p, g_string_free(name, FALSE), g_bytes_new_take(raw, n));
+	add_xattr(p, name, g_bytes_new_take(raw, n));
 	return true;
 }
 

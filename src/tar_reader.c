@@ -300,15 +300,18 @@ static int build_member(struct tm_tar_reader *r, const struct tm_tar_header *h, 
 	if (r->local.sparse_name)
 		path = r->local.sparse_name;
 	const char *link = r->longlink ? r->longlink : h->linkname;
+	/* An empty pax value deletes the header's field too (POSIX pax, "zero length"). */
 	link = PAX_PICK(r, linkpath_s, linkpath, link);
 	r->path = g_strdup(path);
-	r->linkpath = g_strdup(link);
-	r->uname = g_strdup(PAX_PICK(r, uname_s, uname, h->uname));
-	r->gname = g_strdup(PAX_PICK(r, gname_s, gname, h->gname));
+	r->linkpath = g_strdup(r->local.linkpath_s == TM_PAX_DELETED ? "" : link);
+	r->uname = g_strdup(r->local.uname_s == TM_PAX_DELETED
+				    ? "" : PAX_PICK(r, uname_s, uname, h->uname));
+	r->gname = g_strdup(r->local.gname_s == TM_PAX_DELETED
+				    ? "" : PAX_PICK(r, gname_s, gname, h->gname));
 
 	bool known;
 	m->typeflag = h->typeflag;
-	m->type = type_of(h->typeflag, h->name, &known);
+	m->type = type_of(h->typeflag, r->path, &known);
 	if (!known)
 		diag(r, TM_TAR_WARNING, hdr_off,
 		     "%s: unknown file type '%c'; treated as a regular file", r->path,

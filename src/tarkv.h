@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 
+#include <glib.h>
+
 #include "block.h"
 #include "index.h"
 #include "kv.h"
@@ -16,7 +18,7 @@ struct tarkv {
 	struct tm_block *block;
 	struct tm_index *index;
 	struct tm_kv kv;
-	bool json, long_format, recursive, quiet;
+	gboolean json, long_format, recursive, quiet; /* GOption writes gboolean */
 	struct tm_block_options source_opts;
 };
 

@@ -159,20 +159,15 @@ static void extract_tree(struct extract *x, uint32_t dir, GString *path)
 	}
 }
 
-/* Make the parents of path (which the walk does not visit) as tar does for a member given
- * on its command line: with their archive metadata. */
+/* Make the missing parents of path (which the walk does not visit) as tar does for a
+ * member named on its command line: plain directories, not the archive's metadata. */
 static void make_parents(struct extract *x, const char *path)
 {
 	char *copy = g_strdup(path);
 	for (char *s = strchr(copy, '/'); s; s = strchr(s + 1, '/')) {
 		*s = '\0';
-		uint32_t ino = tm_index_resolve(x->t->index, copy);
-		if (mkdirat(x->destfd, copy, 0700) == 0 || errno == EEXIST) {
-			struct pending_dir d = { ino, g_strdup(copy) };
-			g_array_append_val(x->dirs, d);
-		} else {
+		if (mkdirat(x->destfd, copy, 0755) < 0 && errno != EEXIST)
 			fail(x, copy, "making directory");
-		}
 		*s = '/';
 	}
 	g_free(copy);

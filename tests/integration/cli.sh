@@ -2,6 +2,8 @@
 # tarkv's command line: usage errors and exit codes, error and warning messages, and the
 # output of every command on a small archive made by GNU tar.  Expected outputs come from
 # GNU tar (its extraction, `tar -tvf`) and coreutils, never from tarkv.
+# Run by `sh script`: go on under bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 . "$(dirname "$0")/lib.sh"
 
 need_root
@@ -107,16 +109,10 @@ tk "$T/text.txt" ls
 expect_rc 2 "a text file as the source"
 expect_err_match "^tarkv: $T/text.txt: .*not a tar archive" "a text file as the source"
 : >"$T/empty.tar"
+# GNU tar 1.34, the oracle: "This does not look like a tar archive", exit 2.
 tk "$T/empty.tar" ls
-expect_rc 0 "an empty (0-byte) file: an empty archive"
-expect_out_empty "an empty (0-byte) file: ls"
-tk "$T/empty.tar" ls -R --json
-expect_rc 0 "an empty file: ls -R --json"
-if "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d["entries"] != [])' "$T/out" 2>/dev/null; then
-	ok "an empty file: ls -R --json has no entries"
-else
-	fail "an empty file: ls -R --json $(last)"
-fi
+expect_rc 2 "an empty (0-byte) file: not a tar archive"
+expect_err_match "^tarkv: $T/empty.tar: .*not a tar archive" "an empty (0-byte) file"
 tar -cf "$T/tarempty.tar" -T /dev/null
 tk "$T/tarempty.tar" ls -R
 expect_rc 0 "GNU tar's empty archive (end marker only)"

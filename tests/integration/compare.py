@@ -4,7 +4,7 @@
     compare.py [--ns] [--no-sparse] [--samples N] TARKV ARCHIVE EXTRACT_DIR
 
 EXTRACT_DIR must hold `tar -xf ARCHIVE --xattrs --xattrs-include='*'` run as root (owners,
-modes, mtimes preserved).  The script runs `TARKV ARCHIVE ls -R --json` and checks, for every
+modes, mtimes preserved).  The script runs `TARKV ARCHIVE ls --json -R` and checks, for every
 path, against os.lstat of the extraction:
   - the set of paths (missing / extra), the ls -R order (depth first, children bytewise);
   - the JSON shape (keys and value types), "path" and "name";
@@ -163,6 +163,28 @@ def xattrs_of(path):
         except OSError as e:
             res[n] = "<error %s>" % e
     return res
+
+
+def boundaries(path, size):
+    """Offsets where data and holes meet in a file, by SEEK_DATA/SEEK_HOLE ([] if none)."""
+    out = []
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return out
+    try:
+        off = 0
+        while off < size and len(out) < 64:
+            try:
+                d = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:
+                break
+            h = os.lseek(fd, d, os.SEEK_HOLE)
+            out += [d, h]
+            off = h
+    finally:
+        os.close(fd)
+    return sorted({b for b in out if 0 < b < size})
 
 
 def sha256_file(path):
@@ -416,6 +438,9 @@ def main():
                                                                  .strip()[:200]))
         probes = [(0, 0), (0, min(n, 100)), (0, n + 10), (max(n - 1, 0), 5), (n, 10),
                   (n + 1000, 10), (n // 2, 777)]
+        # around the data/hole boundaries of a file with holes (SEEK_DATA/SEEK_HOLE)
+        for b in boundaries(ext[p], n)[:12]:
+            probes += [(max(b - 3, 0), 6), (max(b - 1, 0), 1), (b, 1), (max(b - 700, 0), 1400)]
         for _ in range(4):
             off = rng.randrange(0, n + 1)
             probes.append((off, rng.choice([1, 511, 512, 513, 4096, 70000, 1 << 20])))

@@ -3,6 +3,8 @@
 # oracle) and compare tarkv's view of it with the extraction (compare.py): paths, types,
 # modes, owners, sizes, mtimes (ns: GNU tar sets the nanoseconds the format carries and 0
 # otherwise, so they are always compared), links, devices, xattrs, sparseness, contents.
+# Run by `sh script`: go on under bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 . "$(dirname "$0")/lib.sh"
 
 need_root

@@ -271,8 +271,8 @@ def build_sparse():
     t.sparse("sp_mid", 1 << 20, [(512 * 1024, K), ((1 << 20) - 10, 10)])
     t.sparse("sp_hole_end", 2 << 20, [(0, K)])
     t.sparse("sp_hole_start", 1 << 20, [((1 << 20) - 3 * K, 3 * K)])
-    t.sparse("sp_islands30", 30 * 64 * K, [(i * 64 * K + K, K) for i in range(30)])
-    t.sparse("sp_allhole", 3 << 20, [])
+    t.sparse("sp_islands30", 30 * 16 * K, [(i * 16 * K + K, K) for i in range(30)])
+    t.sparse("sp_allhole", 1 << 20, [])
     t.sparse("sp_unaligned", 1 << 20, [(100000, 5000), (700000, 1)])
     t.file("sp_dense", b"\0" * (64 * 1024))  # zeros written: not sparse
     t.file("sp_small", b"small\n")

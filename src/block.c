@@ -105,6 +105,41 @@ bool tm_block_changed(struct tm_block *b)
 	return b->ops->changed && b->ops->changed(b);
 }
 
+bool tm_block_identity_update(struct tm_block *b, GChecksum *sum, struct tm_block_error *err)
+{
+	if (b->ops->identity) {
+		b->ops->identity(b, sum);
+		return true;
+	}
+	/* A device or an export: its size and the data at both ends.  A new archive written
+	 * over the old one changes its start; one that has grown, its end. */
+	enum { SPAN = 1 << 20 };
+	uint64_t size = tm_block_size_bytes(b);
+	g_checksum_update(sum, (const guchar *)&size, sizeof size);
+	size_t n = size < SPAN ? (size_t)size : SPAN;
+	uint8_t *buf = g_malloc(n ? n : 1);
+	bool ok = tm_block_pread(b, buf, n, 0, err) == 0;
+	if (ok)
+		g_checksum_update(sum, buf, (gssize)n);
+	if (ok && size > SPAN) {
+		ok = tm_block_pread(b, buf, n, size - n, err) == 0;
+		if (ok)
+			g_checksum_update(sum, buf, (gssize)n);
+	}
+	g_free(buf);
+	return ok;
+}
+
+bool tm_block_identity(struct tm_block *b, char out[65], struct tm_block_error *err)
+{
+	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+	bool ok = tm_block_identity_update(b, sum, err);
+	if (ok)
+		g_strlcpy(out, g_checksum_get_string(sum), 65);
+	g_checksum_free(sum);
+	return ok;
+}
+
 void tm_block_disconnect(struct tm_block *b)
 {
 	if (b)

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <glib.h>
+
 enum tm_block_code {
 	TM_BLOCK_OK = 0,
 	TM_BLOCK_IO,           /* the device failed a read; sys_errno says how */
@@ -56,6 +58,10 @@ struct tm_block_ops {
 	/* Optional (may be NULL): true when the source is no longer what was opened (a file
 	 * rewritten or truncated in place), so that readers get EIO instead of other bytes. */
 	bool (*changed)(struct tm_block *b);
+	/* Optional (may be NULL): feed what identifies this source's contents cheaply into
+	 * sum (a file: device, inode, size, modification time; a window: its inner device's
+	 * identity and its bounds).  Without it, the size and the first and last MiB are. */
+	void (*identity)(struct tm_block *b, GChecksum *sum);
 	/* Free everything; for a decorator, also disconnects what it wraps. */
 	void (*disconnect)(struct tm_block *b);
 };
@@ -129,6 +135,11 @@ static inline int tm_block_write(struct tm_block *b, uint64_t sector, const stru
 }
 bool tm_block_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base);
 bool tm_block_changed(struct tm_block *b);
+/* A SHA-256 (hex, 64 digits and a NUL) naming what the source holds, for keying a saved
+ * index; false with err when the source cannot be read. */
+bool tm_block_identity(struct tm_block *b, char out[65], struct tm_block_error *err);
+/* Feed b's identity into sum (for decorators). */
+bool tm_block_identity_update(struct tm_block *b, GChecksum *sum, struct tm_block_error *err);
 void tm_block_disconnect(struct tm_block *b);
 
 /* Readable size in bytes (size_sectors * sector_size). */

@@ -165,6 +165,11 @@ static bool cache_changed(struct tm_block *b)
 	return tm_block_changed(((struct block_cache *)b)->inner);
 }
 
+static void cache_identity(struct tm_block *b, GChecksum *sum)
+{
+	tm_block_identity_update(((struct block_cache *)b)->inner, sum, NULL);
+}
+
 static void cache_disconnect(struct tm_block *b)
 {
 	struct block_cache *c = (struct block_cache *)b;
@@ -189,6 +194,7 @@ static const struct tm_block_ops cache_ops = {
 	.read = cache_read,
 	.write = tm_block_write_read_only,
 	.changed = cache_changed,
+	.identity = cache_identity,
 	.disconnect = cache_disconnect,
 };
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,16 @@ static bool file_changed(struct tm_block *b)
 	       st.st_mtim.tv_nsec != f->opened.st_mtim.tv_nsec;
 }
 
+static void file_identity(struct tm_block *b, GChecksum *sum)
+{
+	const struct stat *st = &((struct block_file *)b)->opened;
+	char id[128];
+	snprintf(id, sizeof id, "file:%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino, (long long)st->st_size,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	g_checksum_update(sum, (const guchar *)id, (gssize)strlen(id));
+}
+
 static void file_disconnect(struct tm_block *b)
 {
 	struct block_file *f = (struct block_file *)b;
@@ -90,6 +101,7 @@ static const struct tm_block_ops file_ops = {
 	.write = tm_block_write_read_only,
 	.get_fd = file_get_fd,
 	.changed = file_changed,
+	.identity = file_identity,
 	.disconnect = file_disconnect,
 };
 

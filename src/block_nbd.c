@@ -26,6 +26,7 @@
 #define NBD_INFLIGHT 8               /* requests in flight on one connection */
 #define NBD_DEFAULT_TIMEOUT 30       /* seconds */
 #define NBD_SHUTDOWN_MS 2000         /* a polite disconnect waits no longer than this */
+#define NBD_EXTRA_MS 2000            /* time to open the extra multi-conn connections */
 
 struct nbd_slot {
 	pthread_mutex_t lock; /* held for a whole request */
@@ -75,8 +76,8 @@ static bool nbd_gone(struct nbd_handle *h)
 
 /* One turn of the aio state machine: wait until the socket is ready in the direction libnbd
  * wants (or *deadline passes) and let libnbd read or write.  Bytes from the server push
- * *deadline back by extend_ms: a request fails when the server falls silent, not when a big
- * transfer is merely slow.  Returns 0, or -1 with err filled (ETIMEDOUT at the deadline). */
+ * *deadline to at least extend_ms from now: a request fails when the server falls silent, not
+ * when a big transfer is merely slow.  Returns 0, or -1 with err filled (ETIMEDOUT at the deadline). */
 static int pump(struct nbd_handle *h, int64_t *deadline, int64_t extend_ms,
 		struct tm_block_error *err)
 {
@@ -88,9 +89,13 @@ static int pump(struct nbd_handle *h, int64_t *deadline, int64_t extend_ms,
 		if (!(dir & LIBNBD_AIO_DIRECTION_BOTH))
 			return tm_block_fail(err, TM_BLOCK_IO, EIO, "connection is idle");
 		int64_t left = *deadline - now_ms();
-		if (left <= 0)
-			return tm_block_fail(err, TM_BLOCK_IO, ETIMEDOUT, "no reply from the server in %lld s",
+		if (left <= 0 && extend_ms > 0)
+			return tm_block_fail(err, TM_BLOCK_IO, ETIMEDOUT,
+					     "no reply from the server for %lld s",
 					     (long long)(extend_ms / 1000));
+		if (left <= 0)
+			return tm_block_fail(err, TM_BLOCK_IO, ETIMEDOUT,
+					     "the server did not answer in time");
 		struct pollfd p = {
 			.fd = fd,
 			.events = (short)((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
@@ -105,7 +110,9 @@ static int pump(struct nbd_handle *h, int64_t *deadline, int64_t extend_ms,
 			continue;
 		int rc = 0;
 		if ((dir & LIBNBD_AIO_DIRECTION_READ) && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
-			*deadline = now_ms() + extend_ms;
+			int64_t later = now_ms() + extend_ms;
+			if (later > *deadline)
+				*deadline = later;
 			rc = nbd_aio_notify_read(h);
 		} else if ((dir & LIBNBD_AIO_DIRECTION_WRITE) &&
 			   (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
@@ -121,7 +128,7 @@ static int pump(struct nbd_handle *h, int64_t *deadline, int64_t extend_ms,
 
 /* Open a connection to uri and finish the handshake before deadline.  Returns NULL with err
  * filled (TM_BLOCK_INVALID for a URI libnbd rejects, TM_BLOCK_OPEN otherwise). */
-static struct nbd_handle *connect_uri(const char *uri, int64_t deadline, int64_t timeout_ms,
+static struct nbd_handle *connect_uri(const char *uri, int64_t deadline,
 				      struct tm_block_error *err)
 {
 	struct nbd_handle *h = nbd_create();
@@ -159,7 +166,7 @@ static struct nbd_handle *connect_uri(const char *uri, int64_t deadline, int64_t
 				      "the server closed the connection during the handshake");
 			goto fail;
 		}
-		if (pump(h, &deadline, timeout_ms, err) < 0) {
+		if (pump(h, &deadline, 0, err) < 0) {
 			err->code = TM_BLOCK_OPEN;
 			goto fail;
 		}
@@ -186,7 +193,7 @@ static void close_politely(struct nbd_handle *h)
 static struct nbd_handle *reconnect(struct block_nbd *n, int64_t deadline,
 				    struct tm_block_error *err)
 {
-	struct nbd_handle *h = connect_uri(n->base.source, deadline, n->timeout_ms, err);
+	struct nbd_handle *h = connect_uri(n->base.source, deadline, err);
 	if (!h) {
 		err->code = TM_BLOCK_IO; /* for the read that needed it */
 		return NULL;
@@ -382,7 +389,7 @@ struct tm_block *tm_block_nbd_open(const char *uri, const struct tm_block_option
 		err = &ignored;
 	unsigned timeout = opts && opts->timeout ? opts->timeout : NBD_DEFAULT_TIMEOUT;
 	int64_t timeout_ms = (int64_t)timeout * 1000;
-	struct nbd_handle *h = connect_uri(uri, now_ms() + timeout_ms, timeout_ms, err);
+	struct nbd_handle *h = connect_uri(uri, now_ms() + timeout_ms, err);
 	if (!h)
 		return NULL;
 	struct block_nbd *n = g_new0(struct block_nbd, 1);
@@ -395,13 +402,19 @@ struct tm_block *tm_block_nbd_open(const char *uri, const struct tm_block_option
 		g_free(n);
 		return NULL;
 	}
-	n->nslots = nbd_can_multi_conn(h) == 1 ? NBD_CONNS : 1;
-	for (unsigned i = 0; i < n->nslots; i++)
+	unsigned want = nbd_can_multi_conn(h) == 1 ? NBD_CONNS : 1;
+	for (unsigned i = 0; i < want; i++)
 		pthread_mutex_init(&n->slots[i].lock, NULL);
 	n->slots[0].h = h;
-	/* The others now, while the server is known to be up; one that fails is retried when
-	 * a read first needs it. */
-	for (unsigned i = 1; i < n->nslots; i++)
-		n->slots[i].h = reconnect(n, now_ms() + timeout_ms, &ignored);
+	n->nslots = 1;
+	/* The other connections now, while the server is known to be up, each within what is
+	 * left of a short shared deadline: a server that offers multi-conn but serves one client
+	 * at a time must not make the open slow.  Use as many as connected. */
+	int64_t extra_deadline = now_ms() + (timeout_ms < NBD_EXTRA_MS ? timeout_ms : NBD_EXTRA_MS);
+	while (n->nslots < want &&
+	       (n->slots[n->nslots].h = reconnect(n, extra_deadline, &ignored)) != NULL)
+		n->nslots++;
+	for (unsigned i = n->nslots; i < want; i++)
+		pthread_mutex_destroy(&n->slots[i].lock);
 	return &n->base;
 }

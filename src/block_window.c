@@ -59,6 +59,16 @@ static bool window_changed(struct tm_block *b)
 	return tm_block_changed(((struct block_window *)b)->inner);
 }
 
+static void window_identity(struct tm_block *b, GChecksum *sum)
+{
+	struct block_window *w = (struct block_window *)b;
+	uint64_t bounds[2] = { w->offset, w->sectors * w->sector_size };
+	/* An inner device without a cheap identity reads its ends; a failure there only
+	 * makes the identity differ, so a saved index is not reused. */
+	tm_block_identity_update(w->inner, sum, NULL);
+	g_checksum_update(sum, (const guchar *)bounds, sizeof bounds);
+}
+
 static void window_disconnect(struct tm_block *b)
 {
 	struct block_window *w = (struct block_window *)b;
@@ -74,6 +84,7 @@ static const struct tm_block_ops window_ops = {
 	.write = tm_block_write_read_only,
 	.get_fd = window_get_fd,
 	.changed = window_changed,
+	.identity = window_identity,
 	.disconnect = window_disconnect,
 };
 

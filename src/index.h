@@ -68,7 +68,9 @@ struct tm_index {
 	uint64_t archive_end;  /* byte offset just past the last member used */
 	unsigned warnings, errors;
 	bool truncated;        /* the archive ended without an end-of-archive marker */
-	void *storage;         /* private: owns the arrays */
+	void *storage;         /* private: owns the arrays when built in memory */
+	void *map;             /* private: the mapped index file, when loaded from one */
+	size_t map_len;
 };
 
 /* Called for each problem found while building; path may be NULL. */
@@ -90,6 +92,31 @@ struct tm_index_options {
 struct tm_index *tm_index_build(struct tm_block *b, const struct tm_index_options *opts,
 				struct tm_block_error *err);
 void tm_index_free(struct tm_index *idx);
+
+/* ---- the persisted index (src/index_file.c) ----
+ * A file holding the arrays as they are in memory, behind a header that names the format
+ * version, the source's identity (see tm_block_identity) and checksums of the header and
+ * the data.  Loading maps it read-only: ready in the time it takes to check it. */
+
+/* Write idx to path atomically (a temporary file renamed over it).  Returns false with a
+ * message in why. */
+bool tm_index_save(const struct tm_index *idx, const char *path, const char *source_id,
+		   char *why, size_t why_len);
+/* Map the index at path if it is intact and describes source_id; NULL with a message in why
+ * otherwise (missing, another format version, another source, truncated, corrupt). */
+struct tm_index *tm_index_load(const char *path, const char *source_id, char *why,
+			       size_t why_len);
+/* The default place for a source's index: $XDG_CACHE_HOME/tarmount/ID.idx, or
+ * ~/.cache/tarmount/ID.idx.  Freed with g_free. */
+char *tm_index_default_path(const char *source_id);
+
+/* The index of b, from its saved file when that is intact and current (*loaded set), else
+ * built and saved there.  path: the file, or NULL for tm_index_default_path.  persist
+ * false: neither read nor write a file.  Failing to save is a warning through opts->diag,
+ * not an error. */
+struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options *opts,
+			       const char *path, bool persist, bool *loaded,
+			       struct tm_block_error *err);
 
 /* Memory the index holds (the arrays), for reports. */
 size_t tm_index_memory(const struct tm_index *idx);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "index.h"
@@ -480,6 +481,8 @@ void tm_index_free(struct tm_index *idx)
 {
 	if (!idx)
 		return;
+	if (idx->map)
+		munmap(idx->map, idx->map_len);
 	struct index_storage *s = idx->storage;
 	if (s) {
 		g_array_unref(s->inodes);

@@ -487,6 +487,7 @@ static int cmd_info(struct tarkv *t, int argc, char **argv)
 		return BADARGS;
 	const struct tm_index *idx = t->index;
 	size_t mem = tm_index_memory(idx);
+	printf("index: %s\n", t->no_index ? "not saved" : t->index_loaded ? "loaded" : "built");
 	printf("members: %" PRIu64 "\ninodes: %" PRIu32 "\nentries: %" PRIu32
 	       "\narchive end: %" PRIu64 "\ntruncated: %s\nwarnings: %u\nerrors: %u\n",
 	       idx->members, idx->ninodes, idx->ndentries, idx->archive_end,
@@ -544,7 +545,11 @@ static int open_source(struct tarkv *t)
 		return TARKV_USAGE;
 	}
 	struct tm_index_options opts = { .diag = index_diag, .diag_ud = t };
-	t->index = tm_index_build(t->block, &opts, &err);
+	t->index = tm_index_open(t->block, &opts, t->index_path, !t->no_index, &t->index_loaded,
+				 &err);
+	if (t->index && t->index_loaded && t->index->errors)
+		tarkv_error(t, NULL, "the archive is damaged (%u errors when it was indexed; "
+			    "--no-index shows them)", t->index->errors);
 	if (!t->index) {
 		if (err.code != TM_BLOCK_OK)
 			tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
@@ -587,6 +592,10 @@ int main(int argc, char **argv)
 		{ "no-cache", 0, 0, G_OPTION_ARG_NONE, &no_cache, "do not cache reads", NULL },
 		{ "cache-size", 0, 0, G_OPTION_ARG_INT64, &cache_size, "cache size (default 64 MiB)",
 		  "BYTES" },
+		{ "index", 0, 0, G_OPTION_ARG_FILENAME, &t.index_path,
+		  "the index file to use (default: in ~/.cache/tarmount)", "PATH" },
+		{ "no-index", 0, 0, G_OPTION_ARG_NONE, &t.no_index,
+		  "neither read nor write an index file", NULL },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
 		  "NBD: fail a request after this long (default 30)", "SECONDS" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
@@ -658,5 +667,6 @@ out:
 	tm_block_disconnect(t.block);
 	g_option_context_free(ctx);
 	g_free(summary);
+	g_free(t.index_path);
 	return rc;
 }

@@ -20,6 +20,9 @@ struct tarkv {
 	struct tm_kv kv;
 	gboolean json, long_format, recursive, quiet; /* GOption writes gboolean */
 	struct tm_block_options source_opts;
+	char *index_path;   /* --index, or NULL for the default place */
+	gboolean no_index;  /* --no-index: neither read nor write an index file */
+	bool index_loaded;  /* the index came from its file */
 };
 
 /* Print "tarkv: SOURCE: KEY: MESSAGE" (KEY may be NULL) on stderr. */

@@ -26,6 +26,8 @@ struct options {
 	char *source;
 	struct tm_block_options src;
 	int cache, nocache;
+	char *index_path;
+	int noindex;
 	int64_t uid, gid;
 	int umask;
 	int quiet;
@@ -47,6 +49,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT("nocache", nocache, 1),
 	OPT("cache_size=%" SCNu64, src.cache_size, 0),
 	OPT("timeout=%u", src.timeout, 0),
+	OPT("index=%s", index_path, 0),
+	OPT("noindex", noindex, 1),
 	OPT("-h", show_help, 1),
 	OPT("--help", show_help, 1),
 	OPT("-V", show_version, 1),
@@ -136,6 +140,8 @@ static void usage(const char *prog)
 	       "    -o cache, -o nocache   cache reads or not (default: on for NBD, direct)\n"
 	       "    -o cache_size=BYTES    size of that cache (default 64 MiB)\n"
 	       "    -o timeout=SECONDS     NBD: fail a stalled request after this long (30)\n"
+	       "    -o index=PATH          where to keep the index (default ~/.cache/tarmount)\n"
+	       "    -o noindex             neither read nor write an index file\n"
 	       "    -V, --version          print the version\n"
 	       "    -h, --help             this help\n\n",
 	       prog);
@@ -241,7 +247,11 @@ int main(int argc, char **argv)
 		.diag = index_diag, .diag_ud = &o,
 		.progress = prog.enabled ? progress : NULL, .progress_ud = &prog,
 	};
-	index = tm_index_build(block, &iopts, &berr);
+	bool loaded;
+	index = tm_index_open(block, &iopts, o.index_path, !o.noindex, &loaded, &berr);
+	if (index && loaded && index->errors && !o.quiet)
+		fprintf(stderr, "tarmount: %s: warning: the archive is damaged (%u errors when it "
+				"was indexed; -o noindex shows them)\n", o.source, index->errors);
 	if (prog.shown)
 		fputc('\n', stderr);
 	if (!index) {
@@ -315,6 +325,7 @@ out_block:
 out_args:
 	free(cmd.mountpoint);
 	free(o.source);
+	free(o.index_path);
 	fuse_opt_free_args(&args);
 	return rc;
 }

@@ -1,0 +1,333 @@
+/* The persisted index: the in-memory arrays written to a file behind a checked header, and
+ * mapped back read-only.  A file that is missing, from another format version, for another
+ * source, truncated or corrupt is refused (the caller rebuilds), never trusted: the header
+ * and the data carry checksums, and every offset and count is checked against the arrays
+ * before use, so that no file, however made, can make a reader go out of bounds. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "index.h"
+
+#define MAGIC "TARMIDX\n"
+#define FORMAT_VERSION 1u
+
+struct file_header {
+	char magic[8];
+	uint32_t version, header_size;
+	char source_id[64];
+	uint64_t members, archive_end;
+	uint32_t warnings, errors, truncated, ninodes;
+	uint32_t ndentries, nchildren;
+	uint64_t strings_len, aux_len;
+	uint64_t off_inodes, off_dentries, off_children, off_strings, off_aux, file_size;
+	uint64_t data_hash;   /* of bytes [header_size, file_size) */
+	uint64_t header_hash; /* of this header with header_hash zero */
+};
+
+/* A fast non-cryptographic checksum (four independent multiply-xor lanes over 64-bit
+ * words): it guards against damage, not malice; the bounds checks guard against that. */
+static uint64_t hash_bytes(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t h[4] = { 1, 2, 3, (uint64_t)len };
+	size_t i = 0;
+	for (; i + 32 <= len; i += 32)
+		for (int l = 0; l < 4; l++) {
+			uint64_t w;
+			memcpy(&w, p + i + 8 * l, 8);
+			h[l] = (h[l] ^ w) * k;
+			h[l] ^= h[l] >> 29;
+		}
+	uint64_t r = h[0] ^ (h[1] << 1) ^ (h[2] << 2) ^ (h[3] << 3);
+	for (; i < len; i++)
+		r = (r ^ p[i]) * k;
+	return r ^ r >> 31;
+}
+
+static uint64_t align8(uint64_t n)
+{
+	return (n + 7) & ~7ull;
+}
+
+char *tm_index_default_path(const char *source_id)
+{
+	return g_strdup_printf("%s/tarmount/%s.idx", g_get_user_cache_dir(), source_id);
+}
+
+static bool write_all(int fd, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	while (len > 0) {
+		ssize_t n = write(fd, b, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		b += n, len -= (size_t)n;
+	}
+	return true;
+}
+
+bool tm_index_save(const struct tm_index *idx, const char *path, const char *source_id,
+		   char *why, size_t why_len)
+{
+	struct file_header h = { .version = FORMAT_VERSION, .header_size = sizeof h };
+	memcpy(h.magic, MAGIC, 8);
+	memcpy(h.source_id, source_id, 64);
+	h.members = idx->members, h.archive_end = idx->archive_end;
+	h.warnings = idx->warnings, h.errors = idx->errors, h.truncated = idx->truncated;
+	h.ninodes = idx->ninodes, h.ndentries = idx->ndentries, h.nchildren = idx->nchildren;
+	h.strings_len = idx->strings_len, h.aux_len = idx->aux_len;
+	struct {
+		const void *p;
+		uint64_t len;
+		uint64_t *off;
+	} sec[] = {
+		{ idx->inodes, (uint64_t)idx->ninodes * sizeof *idx->inodes, &h.off_inodes },
+		{ idx->dentries, (uint64_t)idx->ndentries * sizeof *idx->dentries, &h.off_dentries },
+		{ idx->children, (uint64_t)idx->nchildren * sizeof *idx->children, &h.off_children },
+		{ idx->strings, idx->strings_len, &h.off_strings },
+		{ idx->aux, idx->aux_len, &h.off_aux },
+	};
+	uint64_t at = align8(sizeof h);
+	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++) {
+		*sec[i].off = at;
+		at = align8(at + sec[i].len);
+	}
+	h.file_size = at;
+	/* The data hash covers the sections and the zero padding between them. */
+	uint8_t *data = g_try_malloc0(at - sizeof h);
+	if (!data) {
+		snprintf(why, why_len, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++)
+		if (sec[i].len)
+			memcpy(data + *sec[i].off - sizeof h, sec[i].p, sec[i].len);
+	h.data_hash = hash_bytes(data, at - sizeof h);
+	h.header_hash = hash_bytes(&h, sizeof h);
+
+	char *dir = g_path_get_dirname(path);
+	char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, source_id);
+	bool ok = false;
+	int fd = -1;
+	if (g_mkdir_with_parents(dir, 0700) < 0 || (fd = g_mkstemp_full(tmp, O_WRONLY, 0600)) < 0) {
+		snprintf(why, why_len, "%s: %s", dir, strerror(errno));
+	} else if (!write_all(fd, &h, sizeof h) || !write_all(fd, data, at - sizeof h) ||
+		   fsync(fd) < 0) {
+		snprintf(why, why_len, "%s: %s", tmp, strerror(errno ? errno : EIO));
+	} else if (rename(tmp, path) < 0) {
+		snprintf(why, why_len, "%s: %s", path, strerror(errno));
+	} else {
+		ok = true;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!ok && fd >= 0)
+		unlink(tmp);
+	g_free(tmp);
+	g_free(dir);
+	g_free(data);
+	return ok;
+}
+
+/* ---- loading ---- */
+
+#define REFUSE(...) (snprintf(why, why_len, __VA_ARGS__), false)
+
+static bool header_ok(const struct file_header *h, uint64_t size, const char *source_id,
+		      char *why, size_t why_len)
+{
+	if (size < sizeof *h || memcmp(h->magic, MAGIC, 8))
+		return REFUSE("not an index file");
+	if (h->version != FORMAT_VERSION || h->header_size != sizeof *h)
+		return REFUSE("index format version %u, not %u", h->version, FORMAT_VERSION);
+	struct file_header copy = *h;
+	copy.header_hash = 0;
+	if (hash_bytes(&copy, sizeof copy) != h->header_hash)
+		return REFUSE("header checksum mismatch");
+	if (memcmp(h->source_id, source_id, 64))
+		return REFUSE("made for another source (or this one changed)");
+	if (h->file_size != size)
+		return REFUSE("truncated or extended (%llu bytes, header says %llu)",
+			      (unsigned long long)size, (unsigned long long)h->file_size);
+	struct {
+		uint64_t off, len;
+	} sec[] = {
+		{ h->off_inodes, (uint64_t)h->ninodes * sizeof(struct tm_inode) },
+		{ h->off_dentries, (uint64_t)h->ndentries * sizeof(struct tm_dentry) },
+		{ h->off_children, (uint64_t)h->nchildren * sizeof(uint32_t) },
+		{ h->off_strings, h->strings_len },
+		{ h->off_aux, h->aux_len },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++)
+		if (sec[i].off % 8 || sec[i].off < sizeof *h || sec[i].off > size ||
+		    sec[i].len > size - sec[i].off)
+			return REFUSE("section %zu out of bounds", i);
+	if (h->ninodes == 0 || h->strings_len == 0 || h->strings_len >= TM_NONE ||
+	    h->aux_len >= TM_NONE)
+		return REFUSE("bad counts");
+	return true;
+}
+
+static bool in_aux(const struct tm_index *idx, uint64_t off, uint64_t len)
+{
+	return off <= idx->aux_len && len <= idx->aux_len - off;
+}
+
+static bool xattrs_ok(const struct tm_index *idx, uint32_t list)
+{
+	for (uint64_t at = list;;) {
+		uint32_t nv[2];
+		if (at % 4 || !in_aux(idx, at, 4))
+			return false;
+		memcpy(nv, idx->aux + at, 4);
+		if (nv[0] == TM_NONE)
+			return true;
+		if (!in_aux(idx, at, 8))
+			return false;
+		memcpy(nv, idx->aux + at, 8);
+		uint64_t len = 8 + (uint64_t)nv[0] + 1 + nv[1];
+		if (!in_aux(idx, at, len) || idx->aux[at + 8 + nv[0]] != '\0' ||
+		    memchr(idx->aux + at + 8, '\0', nv[0]))
+			return false;
+		at += (len + 3) & ~3ull;
+	}
+}
+
+static bool sparse_ok(const struct tm_index *idx, const struct tm_inode *in)
+{
+	if (in->a % 8 || !in_aux(idx, in->a, 8))
+		return false;
+	const struct tm_index_sparse *m = (const void *)(idx->aux + in->a);
+	if (m->count > (idx->aux_len - in->a - 8) / sizeof m->chunk[0])
+		return false;
+	uint64_t next = 0;
+	for (uint64_t i = 0; i < m->count; i++) {
+		const struct tm_index_sparse_chunk *c = &m->chunk[i];
+		if (c->offset < next || c->offset > in->size || c->length > in->size - c->offset)
+			return false;
+		next = c->offset + c->length;
+	}
+	return true;
+}
+
+/* Every reference inside the arrays points inside them: what the readers rely on. */
+static bool structure_ok(const struct tm_index *idx, char *why, size_t why_len)
+{
+	if (idx->strings[idx->strings_len - 1] != '\0' || idx->strings[0] != '\0')
+		return REFUSE("string pool not terminated");
+	for (uint32_t d = 0; d < idx->ndentries; d++)
+		if (idx->dentries[d].name >= idx->strings_len ||
+		    idx->dentries[d].inode >= idx->ninodes)
+			return REFUSE("entry %u out of bounds", d);
+	for (uint32_t c = 0; c < idx->nchildren; c++)
+		if (idx->children[c] >= idx->ndentries)
+			return REFUSE("child slot %u out of bounds", c);
+	if ((idx->inodes[TM_ROOT].mode & 0170000) != 0040000)
+		return REFUSE("root is not a directory");
+	for (uint32_t i = 0; i < idx->ninodes; i++) {
+		const struct tm_inode *in = &idx->inodes[i];
+		bool ok = in->uname < idx->strings_len && in->gname < idx->strings_len &&
+			  (in->xattrs == TM_NONE || xattrs_ok(idx, in->xattrs));
+		switch (in->mode & 0170000) {
+		case 0040000:
+			ok = ok && in->a <= idx->nchildren && in->b <= idx->nchildren - in->a;
+			break;
+		case 0120000:
+			ok = ok && in->a < idx->strings_len &&
+			     in->size == strlen(idx->strings + in->a);
+			break;
+		case 0100000:
+			ok = ok && (in->a == TM_NONE || sparse_ok(idx, in));
+			break;
+		}
+		if (!ok)
+			return REFUSE("inode %u out of bounds", i);
+	}
+	return true;
+}
+
+struct tm_index *tm_index_load(const char *path, const char *source_id, char *why,
+			       size_t why_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, why_len, "%s", strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	void *map = MAP_FAILED;
+	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct file_header))
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		snprintf(why, why_len, "not an index file");
+		return NULL;
+	}
+	const struct file_header *h = map;
+	const uint8_t *base = map;
+	struct tm_index *idx = NULL;
+	if (!header_ok(h, (uint64_t)st.st_size, source_id, why, why_len))
+		goto fail;
+	if (hash_bytes(base + sizeof *h, h->file_size - sizeof *h) != h->data_hash) {
+		snprintf(why, why_len, "data checksum mismatch");
+		goto fail;
+	}
+	idx = g_new0(struct tm_index, 1);
+	idx->inodes = (const void *)(base + h->off_inodes);
+	idx->dentries = (const void *)(base + h->off_dentries);
+	idx->children = (const void *)(base + h->off_children);
+	idx->strings = (const char *)(base + h->off_strings);
+	idx->aux = base + h->off_aux;
+	idx->ninodes = h->ninodes, idx->ndentries = h->ndentries, idx->nchildren = h->nchildren;
+	idx->strings_len = h->strings_len, idx->aux_len = h->aux_len;
+	idx->members = h->members, idx->archive_end = h->archive_end;
+	idx->warnings = h->warnings, idx->errors = h->errors, idx->truncated = h->truncated;
+	idx->map = map;
+	idx->map_len = (size_t)st.st_size;
+	if (!structure_ok(idx, why, why_len)) {
+		idx->map = NULL;
+		g_free(idx);
+		goto fail;
+	}
+	return idx;
+fail:
+	munmap(map, (size_t)st.st_size);
+	return NULL;
+}
+
+struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options *opts,
+			       const char *path, bool persist, bool *loaded,
+			       struct tm_block_error *err)
+{
+	char id[65], why[300];
+	*loaded = false;
+	if (!persist)
+		return tm_index_build(b, opts, err);
+	if (!tm_block_identity(b, id, err))
+		return NULL;
+	char *where = path ? g_strdup(path) : tm_index_default_path(id);
+	struct tm_index *idx = tm_index_load(where, id, why, sizeof why);
+	if (idx) {
+		*loaded = true;
+	} else if ((idx = tm_index_build(b, opts, err)) &&
+		   !tm_index_save(idx, where, id, why, sizeof why) && opts && opts->diag) {
+		char msg[400];
+		snprintf(msg, sizeof msg, "index not saved: %s", why);
+		opts->diag(opts->diag_ud, TM_TAR_WARNING, 0, NULL, msg);
+	}
+	g_free(where);
+	return idx;
+}

@@ -124,8 +124,8 @@ bool tm_index_save(const struct tm_index *idx, const char *path, const char *sou
 	int fd = -1;
 	if (g_mkdir_with_parents(dir, 0700) < 0 || (fd = g_mkstemp_full(tmp, O_WRONLY, 0600)) < 0) {
 		snprintf(why, why_len, "%s: %s", dir, strerror(errno));
-	} else if (!write_all(fd, &h, sizeof h) || !write_all(fd, data, at - sizeof h) ||
-		   fsync(fd) < 0) {
+	} else if (!write_all(fd, &h, sizeof h) || !write_all(fd, data, at - sizeof h)) {
+		/* No fsync: a file torn by a crash fails its checksums and is rebuilt. */
 		snprintf(why, why_len, "%s: %s", tmp, strerror(errno ? errno : EIO));
 	} else if (rename(tmp, path) < 0) {
 		snprintf(why, why_len, "%s: %s", path, strerror(errno));

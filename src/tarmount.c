@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -306,12 +308,14 @@ int main(int argc, char **argv)
 	} else {
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(lc, cmd.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads);
+		if (cmd.max_idle_threads != UINT_MAX) /* libfuse's "not given" */
+			fuse_loop_cfg_set_idle_threads(lc, cmd.max_idle_threads);
 		fuse_loop_cfg_set_max_threads(lc, cmd.max_threads);
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	rc = rc != 0;
+	/* The loop returns the signal that ended it: a requested stop is a clean exit. */
+	rc = !(rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -83,6 +83,30 @@ static void log_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_warning(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(LOG_WARNING, fmt, ap);
+	va_end(ap);
+}
+
+struct save_job {
+	const struct tm_index *index;
+	char *path;
+	char id[65];
+};
+
+static gpointer save_index(gpointer data)
+{
+	struct save_job *job = data;
+	char why[300];
+	if (!tm_index_save(job->index, job->path, job->id, why, sizeof why))
+		log_warning("index not saved: %s", why);
+	return NULL;
+}
+
 static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const char *path,
 		       const char *msg)
 {
@@ -249,8 +273,18 @@ int main(int argc, char **argv)
 		.diag = index_diag, .diag_ud = &o,
 		.progress = prog.enabled ? progress : NULL, .progress_ud = &prog,
 	};
-	bool loaded;
-	index = tm_index_open(block, &iopts, o.index_path, !o.noindex, &loaded, &berr);
+	/* A saved index is used when current; a new one is saved by a thread once the mount
+	 * is up, so that the first mount does not wait for the write. */
+	struct save_job job = { 0 };
+	bool loaded = false;
+	char why[300];
+	if (!o.noindex && tm_block_identity(block, job.id, &berr)) {
+		job.path = o.index_path ? g_strdup(o.index_path) : tm_index_default_path(job.id);
+		index = tm_index_load(job.path, job.id, why, sizeof why);
+		loaded = index != NULL;
+	}
+	if (!index)
+		index = tm_index_build(block, &iopts, &berr);
 	if (index && loaded && index->errors && !o.quiet)
 		fprintf(stderr, "tarmount: %s: warning: the archive is damaged (%u errors when it "
 				"was indexed; -o noindex shows them)\n", o.source, index->errors);
@@ -303,6 +337,11 @@ int main(int argc, char **argv)
 	} else {
 		fuse_daemonize(1);
 	}
+	GThread *saver = NULL;
+	if (job.path && !loaded) {
+		job.index = index;
+		saver = g_thread_new("index-save", save_index, &job);
+	}
 	if (cmd.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
@@ -314,6 +353,8 @@ int main(int argc, char **argv)
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	if (saver)
+		g_thread_join(saver);
 	/* The loop returns the signal that ended it: a requested stop is a clean exit. */
 	rc = !(rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP);
 out_unmount:
@@ -324,6 +365,7 @@ out_session:
 	fuse_session_destroy(se);
 out_index:
 	tm_index_free(index);
+	g_free(job.path);
 out_block:
 	tm_block_disconnect(block);
 out_args:

@@ -79,10 +79,12 @@ static bool file_changed(struct tm_block *b)
 static void file_identity(struct tm_block *b, GChecksum *sum)
 {
 	const struct stat *st = &((struct block_file *)b)->opened;
-	char id[128];
-	snprintf(id, sizeof id, "file:%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st->st_dev,
-		 (unsigned long long)st->st_ino, (long long)st->st_size,
-		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	char id[160];
+	/* ctime too: a rewrite that restores size and mtime (touch -r) still changes it. */
+	snprintf(id, sizeof id, "file:%llu:%llu:%lld:%lld.%09ld:%lld.%09ld",
+		 (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+		 (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+		 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 	g_checksum_update(sum, (const guchar *)id, (gssize)strlen(id));
 }
 

@@ -27,6 +27,7 @@
 #define NBD_DEFAULT_TIMEOUT 30       /* seconds */
 #define NBD_SHUTDOWN_MS 2000         /* a polite disconnect waits no longer than this */
 #define NBD_EXTRA_MS 2000            /* time to open the extra multi-conn connections */
+#define NBD_STALL_GRACE_MS 1000      /* after a timeout, fail at once for this long */
 
 struct nbd_slot {
 	pthread_mutex_t lock; /* held for a whole request */
@@ -41,6 +42,10 @@ struct block_nbd {
 	int64_t timeout_ms;
 	unsigned nslots;
 	atomic_uint next; /* round robin over slots */
+	/* When a request last timed out (0: never).  Requests in the next NBD_STALL_GRACE_MS
+	 * fail at once: the kernel retries a failed FUSE read straight away, and a reader
+	 * queued behind the one that timed out would otherwise wait a whole timeout more. */
+	_Atomic int64_t stalled_at;
 	struct nbd_slot slots[NBD_CONNS];
 };
 
@@ -309,8 +314,15 @@ static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *io
 	if (tm_block_check_range(&n->info, sector, iov, iovcnt, err) < 0)
 		return -1;
 	uint64_t off = sector * n->info.sector_size;
-	int64_t deadline = now_ms() + n->timeout_ms;
 	struct nbd_slot *s = take_slot(n);
+	int64_t start = now_ms(), deadline = start + n->timeout_ms;
+	int64_t stalled = atomic_load(&n->stalled_at);
+	if (stalled && start - stalled < NBD_STALL_GRACE_MS) {
+		pthread_mutex_unlock(&s->lock);
+		return tm_block_fail(err, TM_BLOCK_IO, ETIMEDOUT,
+				     "no reply from the server for %lld s",
+				     (long long)(n->timeout_ms / 1000));
+	}
 	int rc = -1;
 	/* A connection that died while idle (the server restarted) gets one retry on a new
 	 * one; a fresh connection that fails, or a timeout, does not. */
@@ -326,6 +338,8 @@ static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *io
 		if (rc == 0 || !broken || fresh || err->sys_errno == ETIMEDOUT)
 			break;
 	}
+	if (rc < 0 && err->sys_errno == ETIMEDOUT)
+		atomic_store(&n->stalled_at, now_ms());
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

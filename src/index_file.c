@@ -237,6 +237,18 @@ static bool structure_ok(const struct tm_index *idx, char *why, size_t why_len)
 			return REFUSE("child slot %u out of bounds", c);
 	if ((idx->inodes[TM_ROOT].mode & 0170000) != 0040000)
 		return REFUSE("root is not a directory");
+	/* The directories must form a tree: no entry names the root, and no directory has two
+	 * entries (a walk from the root would otherwise loop). */
+	uint8_t *seen = g_malloc0(idx->ninodes);
+	bool tree = true;
+	for (uint32_t d = 0; d < idx->ndentries && tree; d++) {
+		uint32_t ino = idx->dentries[d].inode;
+		if ((idx->inodes[ino].mode & 0170000) == 0040000)
+			tree = ino != TM_ROOT && !seen[ino]++;
+	}
+	g_free(seen);
+	if (!tree)
+		return REFUSE("directories do not form a tree");
 	for (uint32_t i = 0; i < idx->ninodes; i++) {
 		const struct tm_inode *in = &idx->inodes[i];
 		bool ok = in->uname < idx->strings_len && in->gname < idx->strings_len &&
@@ -262,14 +274,16 @@ static bool structure_ok(const struct tm_index *idx, char *why, size_t why_len)
 struct tm_index *tm_index_load(const char *path, const char *source_id, char *why,
 			       size_t why_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted at the path must not hang us; only regular files do. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(why, why_len, "%s", strerror(errno));
 		return NULL;
 	}
 	struct stat st;
 	void *map = MAP_FAILED;
-	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct file_header))
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size >= (off_t)sizeof(struct file_header))
 		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED) {

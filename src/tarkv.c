@@ -550,6 +550,9 @@ static int open_source(struct tarkv *t)
 	if (t->index && t->index_loaded && t->index->errors)
 		tarkv_error(t, NULL, "the archive is damaged (%u errors when it was indexed; "
 			    "--no-index shows them)", t->index->errors);
+	else if (t->index && t->index_loaded && t->index->warnings)
+		tarkv_warning(t, NULL, "%u warnings when the archive was indexed (--no-index shows "
+			      "them)", t->index->warnings);
 	if (!t->index) {
 		if (err.code != TM_BLOCK_OK)
 			tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));

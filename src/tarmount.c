@@ -279,15 +279,18 @@ int main(int argc, char **argv)
 	bool loaded = false;
 	char why[300];
 	if (!o.noindex && tm_block_identity(block, job.id, &berr)) {
-		job.path = o.index_path ? g_strdup(o.index_path) : tm_index_default_path(job.id);
+		/* Absolute: the index is saved after daemonising, from "/". */
+		job.path = o.index_path ? g_canonicalize_filename(o.index_path, NULL)
+					: tm_index_default_path(job.id);
 		index = tm_index_load(job.path, job.id, why, sizeof why);
 		loaded = index != NULL;
 	}
 	if (!index)
 		index = tm_index_build(block, &iopts, &berr);
-	if (index && loaded && index->errors && !o.quiet)
-		fprintf(stderr, "tarmount: %s: warning: the archive is damaged (%u errors when it "
-				"was indexed; -o noindex shows them)\n", o.source, index->errors);
+	if (index && loaded && (index->errors || index->warnings) && !o.quiet)
+		fprintf(stderr, "tarmount: %s: warning: %u errors and %u warnings when the archive "
+				"was indexed (-o noindex shows them)\n", o.source, index->errors,
+			index->warnings);
 	if (prog.shown)
 		fputc('\n', stderr);
 	if (!index) {

@@ -10,5 +10,6 @@ Suite *sparse_suite(void);
 Suite *block_suite(void);
 Suite *index_suite(void);
 Suite *kv_suite(void);
+Suite *index_file_suite(void);
 
 #endif

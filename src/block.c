@@ -150,7 +150,7 @@ uint64_t tm_block_size_bytes(struct tm_block *b)
 {
 	struct tm_block_info info;
 	tm_block_get_info(b, &info);
-	return info.size_sectors * info.sector_size;
+	return info.size_bytes ? info.size_bytes : info.size_sectors * info.sector_size;
 }
 
 int64_t tm_block_check_range(const struct tm_block_info *info, uint64_t sector,
@@ -187,7 +187,8 @@ int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
 {
 	struct tm_block_info info;
 	tm_block_get_info(b, &info);
-	uint64_t ss = info.sector_size, dev = info.size_sectors * ss;
+	uint64_t ss = info.sector_size;
+	uint64_t dev = info.size_bytes ? info.size_bytes : info.size_sectors * ss;
 	if (off > dev || len > dev - off)
 		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0, "bytes %llu+%zu of %llu",
 				     (unsigned long long)off, len, (unsigned long long)dev);
@@ -212,7 +213,8 @@ int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
 		span = (span + ss - 1) / ss * ss;
 		if (span > BOUNCE_MAX)
 			span = BOUNCE_MAX > ss ? BOUNCE_MAX - BOUNCE_MAX % ss : ss;
-		if (!bounce && !(bounce = aligned_alloc(4096, BOUNCE_MAX > ss ? BOUNCE_MAX : ss))) {
+		/* Sized for this edge (usually a sector or two), not for the largest one. */
+		if (!bounce && !(bounce = aligned_alloc(4096, (span + 4095) / 4096 * 4096))) {
 			rc = tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
 			break;
 		}

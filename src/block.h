@@ -38,7 +38,11 @@ struct tm_block_error {
 struct tm_block_info {
 	bool read_write;
 	uint32_t sector_size;  /* bytes, a power of two >= 512 */
-	uint64_t size_sectors; /* whole sectors; a trailing partial sector is not readable */
+	uint64_t size_sectors; /* sectors, the last one possibly partial (see size_bytes) */
+	/* Exact length in bytes, when the device ends inside its last sector (a file, a
+	 * window); 0 means size_sectors * sector_size.  Reading the last sector gives zeros
+	 * past this length. */
+	uint64_t size_bytes;
 };
 
 struct tm_block;
@@ -99,8 +103,8 @@ struct tm_block *tm_block_device_open(const char *path, const struct tm_block_op
 /* An NBD export through libnbd (several connections where the server allows multi-conn). */
 struct tm_block *tm_block_nbd_open(const char *uri, const struct tm_block_options *opts,
 				   struct tm_block_error *err);
-/* A window of inner: bytes [offset, offset + size) (size 0: to the end).  offset must be a
- * multiple of inner's sector size.  Takes ownership of inner (also on failure). */
+/* A window of inner: bytes [offset, offset + size) (size 0: to the end), at any byte
+ * alignment.  Takes ownership of inner (also on failure). */
 struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, uint64_t size,
 				     struct tm_block_error *err);
 /* Find partition n (1-based) in the MBR or GPT table at the start of inner and return a
@@ -142,12 +146,12 @@ bool tm_block_identity(struct tm_block *b, char out[65], struct tm_block_error *
 bool tm_block_identity_update(struct tm_block *b, GChecksum *sum, struct tm_block_error *err);
 void tm_block_disconnect(struct tm_block *b);
 
-/* Readable size in bytes (size_sectors * sector_size). */
+/* Exact size in bytes (size_bytes, or size_sectors * sector_size). */
 uint64_t tm_block_size_bytes(struct tm_block *b);
 
 /* Read len bytes at byte offset off, with no alignment requirement: sector-aligned middle
- * parts go straight into buf, unaligned edges through a bounce buffer.  Reading past the end
- * is TM_BLOCK_OUT_OF_RANGE.  Thread-safe. */
+ * parts go straight into buf, unaligned edges through a bounce buffer.  Reading past the
+ * exact end (tm_block_size_bytes) is TM_BLOCK_OUT_OF_RANGE.  Thread-safe. */
 int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
 		   struct tm_block_error *err);
 

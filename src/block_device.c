@@ -30,6 +30,7 @@ static void device_get_info(struct tm_block *b, struct tm_block_info *info)
 	info->read_write = false;
 	info->sector_size = d->sector_size;
 	info->size_sectors = d->sectors;
+	info->size_bytes = 0;
 }
 
 /* pread in full, retrying short reads and EINTR. */

@@ -28,6 +28,7 @@ static void file_get_info(struct tm_block *b, struct tm_block_info *info)
 	info->read_write = false;
 	info->sector_size = FILE_SECTOR;
 	info->size_sectors = f->sectors;
+	info->size_bytes = (uint64_t)f->opened.st_size;
 }
 
 static int file_read(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
@@ -49,6 +50,10 @@ static int file_read(struct tm_block *b, uint64_t sector, const struct iovec *io
 			if (n < 0)
 				return tm_block_fail(err, TM_BLOCK_IO, errno, "reading at byte %lld",
 						     (long long)off);
+			if (n == 0 && off >= f->opened.st_size) { /* the partial last sector */
+				memset(p, 0, left);
+				break;
+			}
 			if (n == 0) /* the file shrank under us */
 				return tm_block_fail(err, TM_BLOCK_IO, EIO,
 						     "file ends early at byte %lld", (long long)off);
@@ -137,8 +142,7 @@ struct tm_block *tm_block_file_open(const char *path, const struct tm_block_opti
 	f->base.source = g_strdup(path);
 	f->fd = fd;
 	f->opened = st;
-	/* A trailing partial sector cannot hold a whole tar block: it is not readable. */
-	f->sectors = (uint64_t)st.st_size / FILE_SECTOR;
+	f->sectors = ((uint64_t)st.st_size + FILE_SECTOR - 1) / FILE_SECTOR;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
 	return &f->base;
 }

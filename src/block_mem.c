@@ -21,6 +21,7 @@ static void mem_get_info(struct tm_block *b, struct tm_block_info *info)
 	info->read_write = false;
 	info->sector_size = m->sector_size;
 	info->size_sectors = m->sectors;
+	info->size_bytes = m->len;
 }
 
 static int mem_read(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,

@@ -25,7 +25,7 @@
 #define NBD_CHUNK (4u << 20)         /* largest request unless the server wants less */
 #define NBD_INFLIGHT 8               /* requests in flight on one connection */
 #define NBD_DEFAULT_TIMEOUT 30       /* seconds */
-#define NBD_SHUTDOWN_MS 2000         /* a polite disconnect waits no longer than this */
+#define NBD_SHUTDOWN_MS 2000         /* polite disconnects wait no longer than this */
 #define NBD_EXTRA_MS 2000            /* time to open the extra multi-conn connections */
 #define NBD_STALL_GRACE_MS 1000      /* after a timeout, fail at once for this long */
 
@@ -82,7 +82,8 @@ static bool nbd_gone(struct nbd_handle *h)
 /* One turn of the aio state machine: wait until the socket is ready in the direction libnbd
  * wants (or *deadline passes) and let libnbd read or write.  Bytes from the server push
  * *deadline to at least extend_ms from now: a request fails when the server falls silent, not
- * when a big transfer is merely slow.  Returns 0, or -1 with err filled (ETIMEDOUT at the deadline). */
+ * when a big transfer is merely slow.  Returns 0, or -1 with err filled (ETIMEDOUT at the
+ * deadline). */
 static int pump(struct nbd_handle *h, int64_t *deadline, int64_t extend_ms,
 		struct tm_block_error *err)
 {
@@ -182,12 +183,11 @@ fail:
 	return NULL;
 }
 
-/* Tell the server goodbye if it listens within NBD_SHUTDOWN_MS, then close.  (nbd_shutdown
- * waits without a bound for a server that stalls.) */
-static void close_politely(struct nbd_handle *h)
+/* Tell the server goodbye if it listens before deadline, then close.  (nbd_shutdown waits
+ * without a bound for a server that stalls.) */
+static void close_politely(struct nbd_handle *h, int64_t deadline)
 {
 	if (nbd_aio_is_ready(h) == 1 && nbd_aio_disconnect(h, 0) == 0) {
-		int64_t deadline = now_ms() + NBD_SHUTDOWN_MS;
 		while (!nbd_gone(h) && pump(h, &deadline, 0, NULL) == 0)
 			;
 	}
@@ -214,7 +214,7 @@ static struct nbd_handle *reconnect(struct block_nbd *n, int64_t deadline,
 	} else {
 		return h;
 	}
-	close_politely(h);
+	close_politely(h, now_ms() + NBD_SHUTDOWN_MS);
 	return NULL;
 }
 
@@ -311,8 +311,9 @@ static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *io
 	struct tm_block_error ignored;
 	if (!err)
 		err = &ignored;
-	if (tm_block_check_range(&n->info, sector, iov, iovcnt, err) < 0)
-		return -1;
+	int64_t bytes = tm_block_check_range(&n->info, sector, iov, iovcnt, err);
+	if (bytes <= 0)
+		return (int)bytes;
 	uint64_t off = sector * n->info.sector_size;
 	struct nbd_slot *s = take_slot(n);
 	int64_t start = now_ms(), deadline = start + n->timeout_ms;
@@ -347,9 +348,10 @@ static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *io
 static void nbd_disconnect_(struct tm_block *b)
 {
 	struct block_nbd *n = (struct block_nbd *)b;
+	int64_t deadline = now_ms() + NBD_SHUTDOWN_MS; /* for all the connections together */
 	for (unsigned i = 0; i < n->nslots; i++) {
 		if (n->slots[i].h)
-			close_politely(n->slots[i].h);
+			close_politely(n->slots[i].h, deadline);
 		pthread_mutex_destroy(&n->slots[i].lock);
 	}
 	g_free(b->source);
@@ -411,7 +413,7 @@ struct tm_block *tm_block_nbd_open(const char *uri, const struct tm_block_option
 	n->base.source = g_strdup(uri);
 	n->timeout_ms = timeout_ms;
 	if (take_geometry(n, h, err) < 0) {
-		close_politely(h);
+		close_politely(h, now_ms() + NBD_SHUTDOWN_MS);
 		g_free(n->base.source);
 		g_free(n);
 		return NULL;

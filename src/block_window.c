@@ -17,6 +17,7 @@ struct block_window {
 	uint64_t offset;
 	uint32_t sector_size;
 	uint64_t sectors;
+	uint64_t size; /* bytes; the last sector is partial unless a multiple of it */
 };
 
 static void window_get_info(struct tm_block *b, struct tm_block_info *info)
@@ -25,6 +26,7 @@ static void window_get_info(struct tm_block *b, struct tm_block_info *info)
 	info->read_write = false;
 	info->sector_size = w->sector_size;
 	info->size_sectors = w->sectors;
+	info->size_bytes = w->size;
 }
 
 /* The window need not start on a sector of the inner device: byte reads realign. */
@@ -36,11 +38,13 @@ static int window_read(struct tm_block *b, uint64_t sector, const struct iovec *
 	window_get_info(b, &info);
 	if (tm_block_check_range(&info, sector, iov, iovcnt, err) < 0)
 		return -1;
-	uint64_t off = w->offset + sector * w->sector_size;
+	uint64_t pos = sector * w->sector_size; /* in the window */
 	for (int i = 0; i < iovcnt; i++) {
-		if (tm_block_pread(w->inner, iov[i].iov_base, iov[i].iov_len, off, err) < 0)
+		size_t n = iov[i].iov_len, have = pos < w->size ? (size_t)MIN(n, w->size - pos) : 0;
+		if (have && tm_block_pread(w->inner, iov[i].iov_base, have, w->offset + pos, err) < 0)
 			return -1;
-		off += iov[i].iov_len;
+		memset((uint8_t *)iov[i].iov_base + have, 0, n - have); /* past the window's end */
+		pos += n;
 	}
 	return 0;
 }
@@ -93,12 +97,17 @@ struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, ui
 {
 	struct tm_block_info info;
 	tm_block_get_info(inner, &info);
-	uint64_t total = info.size_sectors * info.sector_size;
+	uint64_t total = tm_block_size_bytes(inner);
 	if (offset > total || (size && size > total - offset)) {
-		tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0,
-			      "window of %llu bytes at byte %llu is past the end (%llu bytes)",
-			      (unsigned long long)size, (unsigned long long)offset,
-			      (unsigned long long)total);
+		if (size)
+			tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0,
+				      "%llu bytes at byte %llu are past the end (%llu bytes)",
+				      (unsigned long long)size, (unsigned long long)offset,
+				      (unsigned long long)total);
+		else
+			tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0,
+				      "offset %llu is past the end (%llu bytes)",
+				      (unsigned long long)offset, (unsigned long long)total);
 		tm_block_disconnect(inner);
 		return NULL;
 	}
@@ -110,7 +119,8 @@ struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, ui
 	w->inner = inner;
 	w->offset = offset;
 	w->sector_size = info.sector_size;
-	w->sectors = size / info.sector_size;
+	w->size = size;
+	w->sectors = (size + info.sector_size - 1) / info.sector_size;
 	return &w->base;
 }
 
@@ -135,24 +145,65 @@ static bool is_extended(uint8_t type)
 	return type == 0x05 || type == 0x0f || type == 0x85;
 }
 
+/* CRC-32 (IEEE, reflected), as GPT uses it; bitwise, for a header and its entries. */
+static uint32_t crc32_ieee(const uint8_t *p, size_t len)
+{
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < len; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = c >> 1 ^ (0xedb88320u & -(c & 1));
+	}
+	return ~c;
+}
+
+/* Sector 0 holds a protective MBR (an 0xEE entry): only then is a GPT trusted, as the
+ * kernel does; a disk relabelled DOS keeps a stale GPT behind its new MBR. */
+static bool protective_mbr(const uint8_t mbr[512])
+{
+	if (mbr[510] != 0x55 || mbr[511] != 0xaa)
+		return false;
+	for (int i = 0; i < 4; i++)
+		if (mbr[446 + 16 * i + 4] == 0xee)
+			return true;
+	return false;
+}
+
 /* GPT at LBA 1 for the given sector size: 1 found (*p filled, or length 0 when n has no
- * entry), 0 no GPT there, -1 read error. */
+ * entry), 0 no valid GPT there, -1 read error. */
 static int find_gpt(struct tm_block *inner, uint32_t ss, unsigned n, struct part *p,
 		    struct tm_block_error *err)
 {
-	uint8_t hdr[92];
+	uint8_t hdr[512];
 	if (tm_block_pread(inner, hdr, sizeof hdr, ss, err) < 0)
 		return err->code == TM_BLOCK_OUT_OF_RANGE ? 0 : -1;
-	if (memcmp(hdr, "EFI PART", 8))
+	uint32_t hsize = le32(hdr + 12), hcrc = le32(hdr + 16);
+	if (memcmp(hdr, "EFI PART", 8) || hsize < 92 || hsize > sizeof hdr)
+		return 0;
+	memset(hdr + 16, 0, 4);
+	if (crc32_ieee(hdr, hsize) != hcrc)
 		return 0;
 	uint64_t entries_lba = le64(hdr + 72);
-	uint32_t count = le32(hdr + 80), esize = le32(hdr + 84);
-	p->length = 0;
-	if (esize < 128 || esize > 4096 || n > count)
-		return 1;
+	uint32_t count = le32(hdr + 80), esize = le32(hdr + 84), ecrc = le32(hdr + 88);
+	if (esize < 128 || esize > 4096 || count > 16384 || entries_lba > UINT64_MAX / ss / 2)
+		return 0;
+	size_t table = (size_t)count * esize;
+	uint8_t *entries = g_try_malloc(table ? table : 1);
+	if (!entries)
+		return 0;
+	if (tm_block_pread(inner, entries, table, entries_lba * ss, err) < 0) {
+		g_free(entries);
+		return err->code == TM_BLOCK_OUT_OF_RANGE ? 0 : -1;
+	}
+	bool ok = crc32_ieee(entries, table) == ecrc;
 	uint8_t e[128];
-	uint64_t at = entries_lba * ss + (uint64_t)(n - 1) * esize;
-	if (entries_lba > UINT64_MAX / ss / 2 || tm_block_pread(inner, e, sizeof e, at, err) < 0)
+	if (ok && n <= count)
+		memcpy(e, entries + (size_t)(n - 1) * esize, sizeof e);
+	g_free(entries);
+	if (!ok)
+		return 0;
+	p->length = 0;
+	if (n > count)
 		return 1;
 	static const uint8_t unused[16];
 	uint64_t first = le64(e + 32), last = le64(e + 40);
@@ -218,7 +269,12 @@ struct tm_block *tm_block_partition_open(struct tm_block *inner, unsigned n,
 	/* GPT first (its MBR is only a protective one); LBA size is the device's logical
 	 * sector, but an image file may have been laid out for 4096-byte sectors. */
 	uint32_t sizes[2] = { info.sector_size, info.sector_size == 512 ? 4096 : 512 };
-	for (int i = 0; i < 2 && rc == 0; i++) {
+	uint8_t mbr[512];
+	if (tm_block_pread(inner, mbr, sizeof mbr, 0, err) < 0) {
+		tm_block_disconnect(inner);
+		return NULL;
+	}
+	for (int i = 0; i < 2 && rc == 0 && protective_mbr(mbr); i++) {
 		rc = find_gpt(inner, sizes[i], n, &p, err);
 		kind = "GPT";
 	}

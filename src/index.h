@@ -106,6 +106,11 @@ bool tm_index_save(const struct tm_index *idx, const char *path, const char *sou
  * otherwise (missing, another format version, another source, truncated, corrupt). */
 struct tm_index *tm_index_load(const char *path, const char *source_id, char *why,
 			       size_t why_len);
+/* Check a loaded index against its source: the headers of a sample of members must still
+ * be where the index puts them.  An identity made of the size and the ends of a device
+ * cannot see an archive rewritten in between; this can. */
+bool tm_index_verify(const struct tm_index *idx, struct tm_block *b, char *why,
+		     size_t why_len);
 /* The default place for a source's index: $XDG_CACHE_HOME/tarmount/ID.idx, or
  * ~/.cache/tarmount/ID.idx.  Freed with g_free. */
 char *tm_index_default_path(const char *source_id);

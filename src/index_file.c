@@ -334,6 +334,8 @@ struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options
 		return NULL;
 	char *where = path ? g_strdup(path) : tm_index_default_path(id);
 	struct tm_index *idx = tm_index_load(where, id, why, sizeof why);
+	if (idx && !tm_index_verify(idx, b, why, sizeof why))
+		g_clear_pointer(&idx, tm_index_free);
 	if (idx) {
 		*loaded = true;
 	} else if ((idx = tm_index_build(b, opts, err)) &&
@@ -344,4 +346,26 @@ struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options
 	}
 	g_free(where);
 	return idx;
+}
+
+bool tm_index_verify(const struct tm_index *idx, struct tm_block *b, char *why, size_t why_len)
+{
+	enum { SAMPLES = 64 };
+	const uint64_t big = 8ull << 30; /* from here ustar size fields give way to pax */
+	uint32_t step = idx->ndentries / SAMPLES + 1;
+	for (uint32_t d = 0; d < idx->ndentries; d += step) {
+		const struct tm_inode *in = &idx->inodes[idx->dentries[d].inode];
+		if ((in->mode & 0170000) != 0100000 || in->a != TM_NONE || in->size >= big ||
+		    in->offset < TM_TAR_BLOCK)
+			continue;
+		uint8_t blk[TM_TAR_BLOCK];
+		struct tm_block_error err;
+		struct tm_tar_header h;
+		char e[TM_TAR_ERRLEN];
+		if (tm_block_pread(b, blk, sizeof blk, in->offset - TM_TAR_BLOCK, &err) < 0 ||
+		    tm_tar_header_decode(blk, &h, e) != TM_TAR_HDR_OK || h.size != (int64_t)in->size)
+			return REFUSE("the source no longer holds the member '%s' where the index "
+				      "says", idx->strings + idx->dentries[d].name);
+	}
+	return true;
 }

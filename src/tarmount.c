@@ -283,6 +283,8 @@ int main(int argc, char **argv)
 		job.path = o.index_path ? g_canonicalize_filename(o.index_path, NULL)
 					: tm_index_default_path(job.id);
 		index = tm_index_load(job.path, job.id, why, sizeof why);
+		if (index && !tm_index_verify(index, block, why, sizeof why))
+			g_clear_pointer(&index, tm_index_free);
 		loaded = index != NULL;
 	}
 	if (!index)

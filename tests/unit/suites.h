@@ -11,5 +11,6 @@ Suite *block_suite(void);
 Suite *index_suite(void);
 Suite *kv_suite(void);
 Suite *index_file_suite(void);
+Suite *window_suite(void);
 
 #endif

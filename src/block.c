@@ -107,10 +107,8 @@ bool tm_block_changed(struct tm_block *b)
 
 bool tm_block_identity_update(struct tm_block *b, GChecksum *sum, struct tm_block_error *err)
 {
-	if (b->ops->identity) {
-		b->ops->identity(b, sum);
-		return true;
-	}
+	if (b->ops->identity)
+		return b->ops->identity(b, sum, err);
 	/* A device or an export: its size and the data at both ends.  A new archive written
 	 * over the old one changes its start; one that has grown, its end. */
 	enum { SPAN = 1 << 20 };

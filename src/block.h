@@ -64,8 +64,10 @@ struct tm_block_ops {
 	bool (*changed)(struct tm_block *b);
 	/* Optional (may be NULL): feed what identifies this source's contents cheaply into
 	 * sum (a file: device, inode, size, modification time; a window: its inner device's
-	 * identity and its bounds).  Without it, the size and the first and last MiB are. */
-	void (*identity)(struct tm_block *b, GChecksum *sum);
+	 * identity and its bounds).  Without it, the size and the first and last MiB are.
+	 * Returns false with err filled when the identity could not be read (then sum must
+	 * not be used: a partial identity could match another source's). */
+	bool (*identity)(struct tm_block *b, GChecksum *sum, struct tm_block_error *err);
 	/* Free everything; for a decorator, also disconnects what it wraps. */
 	void (*disconnect)(struct tm_block *b);
 };

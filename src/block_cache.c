@@ -165,9 +165,9 @@ static bool cache_changed(struct tm_block *b)
 	return tm_block_changed(((struct block_cache *)b)->inner);
 }
 
-static void cache_identity(struct tm_block *b, GChecksum *sum)
+static bool cache_identity(struct tm_block *b, GChecksum *sum, struct tm_block_error *err)
 {
-	tm_block_identity_update(((struct block_cache *)b)->inner, sum, NULL);
+	return tm_block_identity_update(((struct block_cache *)b)->inner, sum, err);
 }
 
 static void cache_disconnect(struct tm_block *b)

@@ -81,8 +81,9 @@ static bool file_changed(struct tm_block *b)
 	       st.st_mtim.tv_nsec != f->opened.st_mtim.tv_nsec;
 }
 
-static void file_identity(struct tm_block *b, GChecksum *sum)
+static bool file_identity(struct tm_block *b, GChecksum *sum, struct tm_block_error *err)
 {
+	(void)err;
 	const struct stat *st = &((struct block_file *)b)->opened;
 	char id[160];
 	/* ctime too: a rewrite that restores size and mtime (touch -r) still changes it. */
@@ -91,6 +92,7 @@ static void file_identity(struct tm_block *b, GChecksum *sum)
 		 (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
 		 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 	g_checksum_update(sum, (const guchar *)id, (gssize)strlen(id));
+	return true;
 }
 
 static void file_disconnect(struct tm_block *b)

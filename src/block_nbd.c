@@ -38,6 +38,8 @@ struct block_nbd {
 	struct tm_block base;
 	struct tm_block_info info;
 	uint64_t export_size; /* bytes, when first connected: a reconnect must see the same */
+	uint64_t readable;    /* bytes that can be read: export_size, less a tail shorter than
+			       * the server's minimum block size */
 	uint32_t chunk;       /* largest request: a multiple of the sector size */
 	int64_t timeout_ms;
 	unsigned nslots;
@@ -254,6 +256,12 @@ static int read_on(struct block_nbd *n, struct nbd_handle *h, uint64_t off,
 		size_t len;
 		uint64_t at;
 		while (rc == 0 && nin < NBD_INFLIGHT && next_chunk(&c, n->chunk, &buf, &len, &at)) {
+			if (at + len > n->readable) { /* the last sector, partly past the end */
+				size_t keep = at < n->readable ? (size_t)(n->readable - at) : 0;
+				memset((uint8_t *)buf + keep, 0, len - keep);
+				if ((len = keep) == 0)
+					continue;
+			}
 			int64_t ck = nbd_aio_pread(h, buf, len, at, NBD_NULL_COMPLETION, 0);
 			if (ck < 0)
 				rc = nbd_fail(err, TM_BLOCK_IO, "cannot send a read request");
@@ -380,6 +388,11 @@ static int take_geometry(struct block_nbd *n, struct nbd_handle *h, struct tm_bl
 	if (ss < min)
 		return tm_block_fail(err, TM_BLOCK_INVALID, 0, "minimum block size %lld",
 				     (long long)min);
+	/* The protocol only reaches whole blocks of the minimum size (1 when not advertised:
+	 * servers that do not say accept any length); past the end of the last readable byte,
+	 * the last sector reads as zeros. */
+	uint64_t unit = min > 0 ? (uint64_t)min : 1;
+	uint64_t readable = (uint64_t)size - (uint64_t)size % unit;
 	uint64_t chunk = NBD_CHUNK > ss ? NBD_CHUNK : ss;
 	if (max > 0 && (uint64_t)max < chunk)
 		chunk = (uint64_t)max - (uint64_t)max % ss;
@@ -388,11 +401,13 @@ static int take_geometry(struct block_nbd *n, struct nbd_handle *h, struct tm_bl
 				     "maximum block size %lld is below the sector size %u",
 				     (long long)max, ss);
 	n->export_size = (uint64_t)size;
+	n->readable = readable;
 	n->chunk = (uint32_t)chunk;
 	n->info = (struct tm_block_info){
 		.read_write = false,
 		.sector_size = ss,
-		.size_sectors = (uint64_t)size / ss,
+		.size_sectors = (readable + ss - 1) / ss,
+		.size_bytes = readable,
 	};
 	return 0;
 }

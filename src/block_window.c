@@ -63,14 +63,14 @@ static bool window_changed(struct tm_block *b)
 	return tm_block_changed(((struct block_window *)b)->inner);
 }
 
-static void window_identity(struct tm_block *b, GChecksum *sum)
+static bool window_identity(struct tm_block *b, GChecksum *sum, struct tm_block_error *err)
 {
 	struct block_window *w = (struct block_window *)b;
-	uint64_t bounds[2] = { w->offset, w->sectors * w->sector_size };
-	/* An inner device without a cheap identity reads its ends; a failure there only
-	 * makes the identity differ, so a saved index is not reused. */
-	tm_block_identity_update(w->inner, sum, NULL);
+	uint64_t bounds[2] = { w->offset, w->size };
+	if (!tm_block_identity_update(w->inner, sum, err))
+		return false;
 	g_checksum_update(sum, (const guchar *)bounds, sizeof bounds);
+	return true;
 }
 
 static void window_disconnect(struct tm_block *b)

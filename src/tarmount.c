@@ -232,6 +232,7 @@ int main(int argc, char **argv)
 	struct tm_block *block = NULL;
 	struct tm_index *index = NULL;
 	struct fuse_session *se = NULL;
+	struct save_job job = { 0 };
 	int rc = 1;
 
 	ensure_std_fds();
@@ -275,7 +276,6 @@ int main(int argc, char **argv)
 	};
 	/* A saved index is used when current; a new one is saved by a thread once the mount
 	 * is up, so that the first mount does not wait for the write. */
-	struct save_job job = { 0 };
 	bool loaded = false;
 	char why[300];
 	if (!o.noindex && tm_block_identity(block, job.id, &berr)) {
@@ -370,8 +370,8 @@ out_session:
 	fuse_session_destroy(se);
 out_index:
 	tm_index_free(index);
-	g_free(job.path);
 out_block:
+	g_free(job.path);
 	tm_block_disconnect(block);
 out_args:
 	free(cmd.mountpoint);

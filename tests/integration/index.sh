@@ -32,95 +32,9 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-: "${TARMOUNT:=$top_builddir/tarmount}"
-case $TARMOUNT in /*) ;; *) TARMOUNT=$(pwd)/$TARMOUNT ;; esac
-
+. "$(dirname "$0")/lib_mount.sh"
 need_cmd tar timeout dd od cmp find sort sha256sum stat truncate head
 need_tarkv
-
-# ---- mount helpers (as in the mount*.sh scripts) -------------------------------------------
-MOUNTS=()
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
-daemon_pids() {
-	local d
-	for d in /proc/[0-9]*; do
-		[ "${d#/proc/}" = $$ ] && continue
-		{ tr '\0' '\n' <"$d/cmdline"; } 2>/dev/null | {
-			read -r a0 || exit 1
-			[ "${a0##*/}" = tarmount ] || exit 1
-			grep -Fxq -- "$1"
-		} && echo "${d#/proc/}"
-	done
-}
-alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
-wait_gone() {
-	local m=$1 i p busy
-	shift
-	for i in $(seq 100); do
-		busy=
-		is_mounted "$m" && busy=1
-		for p in "$@"; do alive "$p" && busy=1; done
-		[ -z "$busy" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-# tm_mount WHAT ARCHIVE DIR [ARGS...]: mount, remember DIR; true when mounted.  Its stderr
-# is left in $T/mount.err.
-tm_mount() {
-	local what=$1 a=$2 m=$3
-	shift 3
-	mkdir -p "$m"
-	[[ " ${MOUNTS[*]} " == *" $m "* ]] || MOUNTS+=("$m")
-	timeout 60 "$TARMOUNT" "$@" "$a" "$m" >"$T/mount.out" 2>"$T/mount.err"
-	RC=$?
-	if [ "$RC" != 0 ] || ! is_mounted "$m"; then
-		fail "$what: tarmount exit $RC, $(is_mounted "$m" || echo not) mounted: $(head -c 600 "$T/mount.err")"
-		return 1
-	fi
-	return 0
-}
-tm_umount() {
-	local what=$1 m=$2 pids
-	pids=$(daemon_pids "$m")
-	if ! timeout 20 fusermount3 -u "$m" 2>"$T/umount.err"; then
-		fail "$what: fusermount3 -u: $(head -c 300 "$T/umount.err")"
-		timeout 20 fusermount3 -u -z "$m" 2>/dev/null
-	fi
-	# shellcheck disable=SC2086
-	wait_gone "$m" $pids && return 0
-	fail "$what: after unmounting: $(is_mounted "$m" && echo "still mounted; ")daemon still running after 10 s"
-	return 1
-}
-mount_cleanup() {
-	local m p pids=
-	for m in "${MOUNTS[@]}"; do
-		pids="$pids $(daemon_pids "$m")"
-		is_mounted "$m" && { timeout 10 fusermount3 -u -z "$m" || timeout 10 umount -l "$m"; } 2>/dev/null
-	done
-	for p in $pids; do alive "$p" && kill "$p" 2>/dev/null; done
-	for p in $pids; do
-		for _ in $(seq 30); do alive "$p" || break; sleep 0.1; done
-		alive "$p" && kill -9 "$p" 2>/dev/null
-	done
-}
-# The tarmount part's prerequisites: true, or a note (a failure under CI=true) and false.
-fuse_ok() {
-	local why=
-	if [ "$(id -u)" != 0 ]; then why="needs root"
-	elif [ ! -c /dev/fuse ]; then why="needs /dev/fuse"
-	elif ! command -v fusermount3 >/dev/null 2>&1; then why="needs fusermount3"
-	elif [ ! -x "$TARMOUNT" ]; then why="TARMOUNT=$TARMOUNT is not an executable"
-	fi
-	[ -z "$why" ] && return 0
-	if [ "${CI:-}" = true ]; then
-		fail "tarmount part: $why (a skip is a failure under CI=true)"
-	else
-		note "tarmount part skipped: $why"
-	fi
-	return 1
-}
-# --------------------------------------------------------------------------------------------
 
 make_tmp
 trap 'mount_cleanup; cleanup' EXIT

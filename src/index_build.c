@@ -118,8 +118,6 @@ static struct tm_inode implicit_dir(void)
 	return d;
 }
 
-static uint32_t ensure_dir(struct builder *b, const char *path, size_t len);
-
 /* The live dentry for path[0..len) whose parent directory is parent, or TM_NONE. */
 static uint32_t find_dentry(struct builder *b, const char *path, size_t len, uint32_t parent)
 {
@@ -151,56 +149,61 @@ static uint32_t dentry_new(struct builder *b, const char *path, size_t len, uint
 	return b->dentries->len - 1;
 }
 
+/* Walk path[0..len) from the root, one segment at a time, checking that each dentry found
+ * was made in the directory the walk is in (a directory replaced since leaves stale ones).
+ * make: create missing directories as implicit ones.  Returns the last dentry, or TM_NONE
+ * when something is missing (make false) or not a directory is in the way.  Iterative: a
+ * path can have tens of thousands of segments. */
+static uint32_t walk_path(struct builder *b, const char *path, size_t len, bool make)
+{
+	uint32_t dir = TM_ROOT, de = TM_NONE;
+	for (size_t end = 0; end < len;) {
+		const char *slash = memchr(path + end + 1, '/', len - end - 1);
+		end = slash ? (size_t)(slash - path) : len;
+		if (de != TM_NONE && !IS_DIR(inode_at(b, dentry_at(b, de)->inode)->mode))
+			return TM_NONE;
+		if (de != TM_NONE)
+			dir = dentry_at(b, de)->inode;
+		de = find_dentry(b, path, end, dir);
+		if (de == TM_NONE) {
+			if (!make)
+				return TM_NONE;
+			struct tm_inode d = implicit_dir();
+			de = dentry_new(b, path, end, dir, inode_new(b, &d, true));
+		}
+	}
+	return de;
+}
+
 /* The live dentry of path[0..len) without making anything; TM_NONE if there is none. */
 static uint32_t lookup_path(struct builder *b, const char *path, size_t len)
 {
 	if (len == 0)
 		return TM_NONE;
-	const char *slash = memrchr(path, '/', len);
-	uint32_t parent = TM_ROOT;
-	if (slash && b->dir_replacements) {
-		uint32_t pde = lookup_path(b, path, (size_t)(slash - path));
-		if (pde == TM_NONE)
-			return TM_NONE;
-		parent = dentry_at(b, pde)->inode;
-	}
-	/* With no directory ever replaced every dentry in paths is live, parent unchecked. */
-	if (!b->dir_replacements)
-		parent = TM_NONE;
-	char saved = path[len];
-	((char *)path)[len] = '\0';
-	gpointer v = g_hash_table_lookup(b->paths, path);
-	((char *)path)[len] = saved;
-	if (!v)
-		return TM_NONE;
-	uint32_t de = GPOINTER_TO_UINT(v) - 1;
-	if (parent != TM_NONE && g_array_index(b->dparent, uint32_t, de) != parent)
-		return TM_NONE;
-	return de;
-}
-
-static uint32_t parent_of(struct builder *b, const char *path, size_t len)
-{
-	const char *slash = memrchr(path, '/', len);
-	return slash ? ensure_dir(b, path, (size_t)(slash - path)) : TM_ROOT;
+	if (!b->dir_replacements) /* every dentry in paths is live: one lookup */
+		return find_dentry(b, path, len, TM_NONE);
+	return walk_path(b, path, len, false);
 }
 
 /* The directory inode at path[0..len), made (with its parents) if missing; TM_NONE when
  * something that is not a directory is in the way. */
 static uint32_t ensure_dir(struct builder *b, const char *path, size_t len)
 {
-	uint32_t parent = parent_of(b, path, len);
-	if (parent == TM_NONE)
+	uint32_t de = TM_NONE;
+	if (!b->dir_replacements) /* the usual case: the directory exists already */
+		de = find_dentry(b, path, len, TM_NONE);
+	if (de == TM_NONE)
+		de = walk_path(b, path, len, true);
+	if (de == TM_NONE)
 		return TM_NONE;
-	uint32_t de = find_dentry(b, path, len, parent);
-	if (de != TM_NONE) {
-		uint32_t ino = dentry_at(b, de)->inode;
-		return IS_DIR(inode_at(b, ino)->mode) ? ino : TM_NONE;
-	}
-	struct tm_inode d = implicit_dir();
-	uint32_t ino = inode_new(b, &d, true);
-	dentry_new(b, path, len, parent, ino);
-	return ino;
+	uint32_t ino = dentry_at(b, de)->inode;
+	return IS_DIR(inode_at(b, ino)->mode) ? ino : TM_NONE;
+}
+
+static uint32_t parent_of(struct builder *b, const char *path, size_t len)
+{
+	const char *slash = memrchr(path, '/', len);
+	return slash ? ensure_dir(b, path, (size_t)(slash - path)) : TM_ROOT;
 }
 
 static uint32_t add_xattrs(struct builder *b, const GPtrArray *xattrs)

@@ -200,18 +200,27 @@ static void print_stat(const struct tarkv *t, uint32_t ino, const char *path)
 
 /* ---- walking ---- */
 
-/* Depth-first over dir's subtree, each directory before its contents, children in byte
- * order.  path holds dir's path (relative to the walk's start in rel). */
-typedef void (*walk_fn)(struct tarkv *t, uint32_t ino, const char *path, const char *rel,
-			void *ud);
+struct walk_frame {
+	uint32_t dir, next; /* the directory and its next child slot */
+	size_t path_len;    /* its path's length */
+};
 
-static void walk(struct tarkv *t, uint32_t dir, GString *path, size_t rel_from, walk_fn fn,
-		 void *ud)
+void tarkv_walk(struct tarkv *t, uint32_t dir, GString *path, size_t rel_from, tarkv_walk_fn fn,
+		void *ud)
 {
-	uint32_t n = tm_index_child_count(t->index, dir);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct tm_dentry *d = tm_index_child(t->index, dir, i);
-		size_t keep = path->len;
+	/* An explicit stack: an archive can nest tens of thousands of directories. */
+	GArray *stack = g_array_new(FALSE, FALSE, sizeof(struct walk_frame));
+	struct walk_frame top = { dir, 0, path->len };
+	g_array_append_val(stack, top);
+	while (stack->len) {
+		struct walk_frame *f = &g_array_index(stack, struct walk_frame, stack->len - 1);
+		if (f->next == tm_index_child_count(t->index, f->dir)) {
+			g_string_truncate(path, f->path_len);
+			g_array_set_size(stack, stack->len - 1);
+			continue;
+		}
+		const struct tm_dentry *d = tm_index_child(t->index, f->dir, f->next++);
+		g_string_truncate(path, f->path_len);
 		if (path->len)
 			g_string_append_c(path, '/');
 		g_string_append(path, tm_index_string(t->index, d->name));
@@ -219,10 +228,12 @@ static void walk(struct tarkv *t, uint32_t dir, GString *path, size_t rel_from, 
 		if (*rel == '/')
 			rel++;
 		fn(t, d->inode, path->str, rel, ud);
-		if (S_ISDIR(tm_index_inode(t->index, d->inode)->mode))
-			walk(t, d->inode, path, rel_from, fn, ud);
-		g_string_truncate(path, keep);
+		if (S_ISDIR(tm_index_inode(t->index, d->inode)->mode)) {
+			struct walk_frame child = { d->inode, 0, path->len };
+			g_array_append_val(stack, child);
+		}
 	}
+	g_array_unref(stack);
 }
 
 struct ls_state {
@@ -272,7 +283,7 @@ static int cmd_ls(struct tarkv *t, int argc, char **argv)
 		const char *slash = strrchr(path, '/');
 		ls_one(t, ino, path, slash ? slash + 1 : path, &s);
 	} else if (t->recursive) {
-		walk(t, ino, p, p->len, ls_one, &s);
+		tarkv_walk(t, ino, p, p->len, ls_one, &s);
 	} else {
 		uint32_t n = tm_index_child_count(t->index, ino);
 		for (uint32_t i = 0; i < n; i++) {
@@ -470,7 +481,7 @@ static int cmd_find(struct tarkv *t, int argc, char **argv)
 		json_begin_array(&s.j);
 	}
 	GString *p = g_string_new("");
-	walk(t, TM_ROOT, p, 0, find_one, &s);
+	tarkv_walk(t, TM_ROOT, p, 0, find_one, &s);
 	g_string_free(p, TRUE);
 	if (t->json) {
 		json_end_array(&s.j);

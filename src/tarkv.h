@@ -33,6 +33,14 @@ void tarkv_warning(const struct tarkv *t, const char *key, const char *fmt, ...)
 /* Report a KV error for key and return the exit status it maps to. */
 int tarkv_kv_failed(const struct tarkv *t, const char *key, const struct tm_kv_error *err);
 
+/* Visit dir's subtree depth-first, each directory before its contents, children in byte
+ * order.  path holds dir's path on entry (and on return); fn gets each entry's path and the
+ * part of it after rel_from. */
+typedef void (*tarkv_walk_fn)(struct tarkv *t, uint32_t ino, const char *path, const char *rel,
+			      void *ud);
+void tarkv_walk(struct tarkv *t, uint32_t dir, GString *path, size_t rel_from, tarkv_walk_fn fn,
+		void *ud);
+
 /* extract PATH DEST: recreate PATH's subtree under the existing directory DEST as
  * `tar -xf ARCHIVE -C DEST PATH` would. */
 int tarkv_extract(struct tarkv *t, const char *path, const char *dest);

@@ -143,20 +143,18 @@ static void extract_one(struct extract *x, uint32_t ino, const char *path)
 	set_meta(x, path, ino);
 }
 
+static void extract_visit(struct tarkv *t, uint32_t ino, const char *path, const char *rel,
+			  void *ud)
+{
+	struct extract *x = ud;
+	(void)t, (void)rel;
+	if (x->status == TARKV_OK)
+		extract_one(x, ino, path);
+}
+
 static void extract_tree(struct extract *x, uint32_t dir, GString *path)
 {
-	uint32_t n = tm_index_child_count(x->t->index, dir);
-	for (uint32_t i = 0; i < n && x->status == TARKV_OK; i++) {
-		const struct tm_dentry *d = tm_index_child(x->t->index, dir, i);
-		size_t keep = path->len;
-		if (path->len)
-			g_string_append_c(path, '/');
-		g_string_append(path, tm_index_string(x->t->index, d->name));
-		extract_one(x, d->inode, path->str);
-		if (S_ISDIR(tm_index_inode(x->t->index, d->inode)->mode))
-			extract_tree(x, d->inode, path);
-		g_string_truncate(path, keep);
-	}
+	tarkv_walk(x->t, dir, path, 0, extract_visit, x);
 }
 
 /* Make the missing parents of path (which the walk does not visit) as tar does for a

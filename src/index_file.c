@@ -223,6 +223,43 @@ static bool sparse_ok(const struct tm_index *idx, const struct tm_inode *in)
 	return true;
 }
 
+/* The directories reachable from the root form a tree: walking their children never
+ * reaches a directory twice (no cycle, no directory under two parents, no shared runs of
+ * child slots).  Checked breadth-first with a queue, not by recursion. */
+static bool tree_ok(const struct tm_index *idx)
+{
+	uint8_t *seen = g_malloc0(idx->ninodes);
+	uint32_t *queue = g_new(uint32_t, idx->ninodes), head = 0, tail = 0;
+	bool ok = true;
+	seen[TM_ROOT] = 1;
+	queue[tail++] = TM_ROOT;
+	while (ok && head < tail) {
+		const struct tm_inode *dir = &idx->inodes[queue[head++]];
+		for (uint32_t k = 0; ok && k < dir->b; k++) {
+			uint32_t ino = idx->dentries[idx->children[dir->a + k]].inode;
+			if ((idx->inodes[ino].mode & 0170000) != 0040000)
+				continue;
+			ok = !seen[ino];
+			seen[ino] = 1;
+			if (ok)
+				queue[tail++] = ino;
+		}
+	}
+	g_free(queue);
+	g_free(seen);
+	return ok;
+}
+
+/* The file types the builder makes. */
+static bool known_type(uint32_t mode)
+{
+	switch (mode & 0170000) {
+	case 0040000: case 0100000: case 0120000: case 0020000: case 0060000: case 0010000:
+		return true;
+	}
+	return false;
+}
+
 /* Every reference inside the arrays points inside them: what the readers rely on. */
 static bool structure_ok(const struct tm_index *idx, char *why, size_t why_len)
 {
@@ -237,21 +274,10 @@ static bool structure_ok(const struct tm_index *idx, char *why, size_t why_len)
 			return REFUSE("child slot %u out of bounds", c);
 	if ((idx->inodes[TM_ROOT].mode & 0170000) != 0040000)
 		return REFUSE("root is not a directory");
-	/* The directories must form a tree: no entry names the root, and no directory has two
-	 * entries (a walk from the root would otherwise loop). */
-	uint8_t *seen = g_malloc0(idx->ninodes);
-	bool tree = true;
-	for (uint32_t d = 0; d < idx->ndentries && tree; d++) {
-		uint32_t ino = idx->dentries[d].inode;
-		if ((idx->inodes[ino].mode & 0170000) == 0040000)
-			tree = ino != TM_ROOT && !seen[ino]++;
-	}
-	g_free(seen);
-	if (!tree)
-		return REFUSE("directories do not form a tree");
 	for (uint32_t i = 0; i < idx->ninodes; i++) {
 		const struct tm_inode *in = &idx->inodes[i];
-		bool ok = in->uname < idx->strings_len && in->gname < idx->strings_len &&
+		bool ok = known_type(in->mode) && in->uname < idx->strings_len &&
+			  in->gname < idx->strings_len &&
 			  (in->xattrs == TM_NONE || xattrs_ok(idx, in->xattrs));
 		switch (in->mode & 0170000) {
 		case 0040000:
@@ -268,6 +294,9 @@ static bool structure_ok(const struct tm_index *idx, char *why, size_t why_len)
 		if (!ok)
 			return REFUSE("inode %u out of bounds", i);
 	}
+	/* Only now that every child run is known to be in bounds. */
+	if (!tree_ok(idx))
+		return REFUSE("directories do not form a tree");
 	return true;
 }
 

@@ -192,12 +192,24 @@ static void sparse_append(struct tm_pax *p, uint64_t off, uint64_t len)
 	g_array_append_val(p->sparse_map, c);
 }
 
+/* "bad value for pax key 'KEY'", the key cut to 64 bytes and its control bytes shown as
+ * '?', so that the message stays one line. */
+static void bad_value(char *err, const char *k, size_t klen)
+{
+	char key[65];
+	size_t n = klen < 64 ? klen : 64;
+	for (size_t i = 0; i < n; i++)
+		key[i] = (unsigned char)k[i] < 0x20 || k[i] == 0x7f ? '?' : k[i];
+	key[n] = '\0';
+	snprintf(err, TM_TAR_ERRLEN, "bad value for pax key '%s'", key);
+}
+
 /* Apply one KEY=VALUE.  Returns false for a value that does not parse. */
 static bool apply(struct tm_pax *p, const char *k, size_t klen, const char *v, size_t vlen,
 		  char *err)
 {
 	int64_t n;
-#define BAD() (snprintf(err, TM_TAR_ERRLEN, "bad value for pax key '%.*s'", (int)klen, k), false)
+#define BAD() (bad_value(err, k, klen), false)
 #define NUMERIC(field, state, neg)                                                           \
 	do {                                                                                  \
 		if (vlen == 0) {                                                              \

@@ -25,14 +25,20 @@
 /* A command's return for wrong arguments: main prints the command's usage. */
 #define BADARGS (-1)
 
+/* One line on stderr whatever the names in it hold: control bytes are shown as '?'. */
 static void vmessage(const struct tarkv *t, const char *kind, const char *key, const char *fmt,
 		     va_list ap)
 {
-	fprintf(stderr, "tarkv: %s: %s", t->source, kind);
+	GString *line = g_string_new(NULL);
+	g_string_append_printf(line, "tarkv: %s: %s", t->source, kind);
 	if (key)
-		fprintf(stderr, "%s: ", *key ? key : "/");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+		g_string_append_printf(line, "%s: ", *key ? key : "/");
+	g_string_append_vprintf(line, fmt, ap);
+	for (gsize i = 0; i < line->len; i++)
+		if ((unsigned char)line->str[i] < 0x20 || line->str[i] == 0x7f)
+			line->str[i] = '?';
+	fprintf(stderr, "%s\n", line->str);
+	g_string_free(line, TRUE);
 }
 
 void tarkv_error(const struct tarkv *t, const char *key, const char *fmt, ...)

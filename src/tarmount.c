@@ -63,15 +63,27 @@ static const struct fuse_opt option_spec[] = {
 static bool daemonized;
 static const char *source_for_log = "tarmount";
 
+/* One line whatever the names in it hold: control bytes are shown as '?'. */
 static void vlog(int prio, const char *fmt, va_list ap)
 {
-	if (daemonized) {
-		vsyslog(prio, fmt, ap);
-		return;
-	}
-	fprintf(stderr, "tarmount: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	char *msg = g_strdup_vprintf(fmt, ap);
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (daemonized)
+		syslog(prio, "%s", msg);
+	else
+		fprintf(stderr, "tarmount: %s\n", msg);
+	g_free(msg);
+}
+
+static void log_at(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_at(int prio, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(prio, fmt, ap);
+	va_end(ap);
 }
 
 static void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -113,9 +125,9 @@ static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const
 	const struct options *o = ud;
 	if (lvl == TM_TAR_WARNING && o->quiet)
 		return;
-	fprintf(stderr, "tarmount: %s: %s%s%s%s (at byte %" PRIu64 ")\n", source_for_log,
-		lvl == TM_TAR_WARNING ? "warning: " : "", path ? path : "", path ? ": " : "", msg,
-		off);
+	log_at(lvl == TM_TAR_WARNING ? LOG_WARNING : LOG_ERR, "%s: %s%s%s%s (at byte %" PRIu64 ")",
+	       source_for_log, lvl == TM_TAR_WARNING ? "warning: " : "", path ? path : "",
+	       path ? ": " : "", msg, off);
 }
 
 struct progress {

@@ -17,12 +17,18 @@ struct builder {
 	GArray *dparent;    /* uint32_t: the directory inode each dentry was made in */
 	GArray *implicit;   /* uint8_t per inode: a directory the archive never listed */
 	GByteArray *strings, *aux;
-	GHashTable *paths;  /* normalised path -> dentry + 1 (keys live in pathchunk) */
+	/* Dentries by (directory inode, name): an open-addressing table of dentry + 1, with
+	 * each dentry's hash kept beside it.  Keyed by parent and name, not by whole path, so
+	 * that a path of any depth costs its length, and a replaced directory's old contents
+	 * are simply not found under the new one. */
+	uint32_t *slots;
+	uint32_t mask;
+	GArray *dhash;      /* uint32_t per dentry */
+	/* The directory of the previous member, which the next one usually shares. */
+	char *cache_path;
+	size_t cache_len, cache_cap;
+	uint32_t cache_ino; /* TM_NONE: no cache */
 	GHashTable *owners; /* interned user/group names -> string offset */
-	GStringChunk *pathchunk;
-	/* How many directories were replaced by something else: until one is, every dentry
-	 * found in paths is live and needs no check. */
-	unsigned dir_replacements;
 	int64_t max_mtime;
 	bool overflow;
 	struct tm_index *idx;
@@ -118,86 +124,107 @@ static struct tm_inode implicit_dir(void)
 	return d;
 }
 
-/* The live dentry for path[0..len) whose parent directory is parent, or TM_NONE. */
-static uint32_t find_dentry(struct builder *b, const char *path, size_t len, uint32_t parent)
+static uint32_t name_hash(uint32_t parent, const char *name, size_t len)
 {
-	char saved = path[len];
-	((char *)path)[len] = '\0';
-	gpointer v = g_hash_table_lookup(b->paths, path);
-	((char *)path)[len] = saved;
-	if (!v)
-		return TM_NONE;
-	uint32_t de = GPOINTER_TO_UINT(v) - 1;
-	if (b->dir_replacements && g_array_index(b->dparent, uint32_t, de) != parent)
-		return TM_NONE; /* made in a directory that has since been replaced */
-	return de;
+	uint32_t h = 2166136261u ^ (parent * 0x9e3779b1u);
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)name[i]) * 16777619u;
+	return h;
 }
 
-static uint32_t dentry_new(struct builder *b, const char *path, size_t len, uint32_t parent,
+/* The dentry called name[0..len) in directory parent, or TM_NONE. */
+static uint32_t find_child(struct builder *b, uint32_t parent, const char *name, size_t len)
+{
+	uint32_t h = name_hash(parent, name, len);
+	const uint32_t *dparent = (const uint32_t *)b->dparent->data;
+	const uint32_t *dhash = (const uint32_t *)b->dhash->data;
+	for (uint32_t i = h & b->mask;; i = (i + 1) & b->mask) {
+		uint32_t s = b->slots[i];
+		if (!s)
+			return TM_NONE;
+		uint32_t de = s - 1;
+		const char *n = (const char *)b->strings->data + dentry_at(b, de)->name;
+		if (dhash[de] == h && dparent[de] == parent && !strncmp(n, name, len) && !n[len])
+			return de;
+	}
+}
+
+static void slot_put(struct builder *b, uint32_t de)
+{
+	uint32_t i = g_array_index(b->dhash, uint32_t, de) & b->mask;
+	while (b->slots[i])
+		i = (i + 1) & b->mask;
+	b->slots[i] = de + 1;
+}
+
+static uint32_t dentry_new(struct builder *b, uint32_t parent, const char *name, size_t len,
 			   uint32_t ino)
 {
-	const char *base = memrchr(path, '/', len);
-	base = base ? base + 1 : path;
-	char saved = path[len];
-	((char *)path)[len] = '\0';
-	struct tm_dentry d = { string_add(b, base), ino };
+	uint32_t off = pool_add(b, b->strings, name, len, 1);
+	static const char nul;
+	pool_add(b, b->strings, &nul, 1, 1);
+	struct tm_dentry d = { off, ino };
+	uint32_t h = name_hash(parent, name, len);
 	g_array_append_val(b->dentries, d);
 	g_array_append_val(b->dparent, parent);
-	char *key = g_string_chunk_insert_len(b->pathchunk, path, (gssize)len);
-	((char *)path)[len] = saved;
-	g_hash_table_insert(b->paths, key, GUINT_TO_POINTER(b->dentries->len));
+	g_array_append_val(b->dhash, h);
+	if ((uint64_t)b->dentries->len * 2 > b->mask) { /* keep the table at most half full */
+		g_free(b->slots);
+		b->mask = b->mask * 2 + 1;
+		b->slots = g_new0(uint32_t, (size_t)b->mask + 1);
+		for (uint32_t k = 0; k < b->dentries->len; k++)
+			slot_put(b, k);
+	} else {
+		slot_put(b, b->dentries->len - 1);
+	}
 	return b->dentries->len - 1;
 }
 
-/* Walk path[0..len) from the root, one segment at a time, checking that each dentry found
- * was made in the directory the walk is in (a directory replaced since leaves stale ones).
- * make: create missing directories as implicit ones.  Returns the last dentry, or TM_NONE
- * when something is missing (make false) or not a directory is in the way.  Iterative: a
- * path can have tens of thousands of segments. */
+/* Walk path[0..len) from the root, one segment at a time.  make: create missing
+ * directories as implicit ones.  Returns the last segment's dentry, or TM_NONE when
+ * something is missing (make false) or not a directory is in the way.  Iterative, and
+ * linear in the path's length: a path can have tens of thousands of segments. */
 static uint32_t walk_path(struct builder *b, const char *path, size_t len, bool make)
 {
 	uint32_t dir = TM_ROOT, de = TM_NONE;
-	for (size_t end = 0; end < len;) {
-		const char *slash = memchr(path + end + 1, '/', len - end - 1);
-		end = slash ? (size_t)(slash - path) : len;
-		if (de != TM_NONE && !IS_DIR(inode_at(b, dentry_at(b, de)->inode)->mode))
-			return TM_NONE;
-		if (de != TM_NONE)
+	for (size_t start = 0; start < len;) {
+		const char *slash = memchr(path + start, '/', len - start);
+		size_t end = slash ? (size_t)(slash - path) : len;
+		if (de != TM_NONE) {
 			dir = dentry_at(b, de)->inode;
-		de = find_dentry(b, path, end, dir);
+			if (!IS_DIR(inode_at(b, dir)->mode))
+				return TM_NONE;
+		}
+		de = find_child(b, dir, path + start, end - start);
 		if (de == TM_NONE) {
 			if (!make)
 				return TM_NONE;
 			struct tm_inode d = implicit_dir();
-			de = dentry_new(b, path, end, dir, inode_new(b, &d, true));
+			de = dentry_new(b, dir, path + start, end - start, inode_new(b, &d, true));
 		}
+		start = end + 1;
 	}
 	return de;
-}
-
-/* The live dentry of path[0..len) without making anything; TM_NONE if there is none. */
-static uint32_t lookup_path(struct builder *b, const char *path, size_t len)
-{
-	if (len == 0)
-		return TM_NONE;
-	if (!b->dir_replacements) /* every dentry in paths is live: one lookup */
-		return find_dentry(b, path, len, TM_NONE);
-	return walk_path(b, path, len, false);
 }
 
 /* The directory inode at path[0..len), made (with its parents) if missing; TM_NONE when
  * something that is not a directory is in the way. */
 static uint32_t ensure_dir(struct builder *b, const char *path, size_t len)
 {
-	uint32_t de = TM_NONE;
-	if (!b->dir_replacements) /* the usual case: the directory exists already */
-		de = find_dentry(b, path, len, TM_NONE);
-	if (de == TM_NONE)
-		de = walk_path(b, path, len, true);
-	if (de == TM_NONE)
+	if (b->cache_ino != TM_NONE && b->cache_len == len && !memcmp(b->cache_path, path, len))
+		return b->cache_ino;
+	uint32_t de = walk_path(b, path, len, true);
+	uint32_t ino = de == TM_NONE ? TM_NONE : dentry_at(b, de)->inode;
+	if (ino == TM_NONE || !IS_DIR(inode_at(b, ino)->mode))
 		return TM_NONE;
-	uint32_t ino = dentry_at(b, de)->inode;
-	return IS_DIR(inode_at(b, ino)->mode) ? ino : TM_NONE;
+	if (len > b->cache_cap) {
+		b->cache_cap = len * 2;
+		b->cache_path = g_realloc(b->cache_path, b->cache_cap);
+	}
+	memcpy(b->cache_path, path, len);
+	b->cache_len = len;
+	b->cache_ino = ino;
+	return ino;
 }
 
 static uint32_t parent_of(struct builder *b, const char *path, size_t len)
@@ -344,11 +371,14 @@ static void add_member(struct builder *b, const struct tm_tar_member *m)
 		       "a parent of this member is not a directory; skipped");
 		return;
 	}
-	uint32_t de = find_dentry(b, path, len, parent);
+	const char *base = memrchr(path, '/', len);
+	base = base ? base + 1 : path;
+	size_t blen = len - (size_t)(base - path);
+	uint32_t de = find_child(b, parent, base, blen);
 	if (m->type == TM_TAR_HARDLINK) {
 		char *target = normalize(strip_dotdot(b, m), &b->link_scratch,
 					 &b->link_scratch_len);
-		uint32_t tde = target ? lookup_path(b, target, strlen(target)) : TM_NONE;
+		uint32_t tde = target ? walk_path(b, target, strlen(target), false) : TM_NONE;
 		ino = tde != TM_NONE ? dentry_at(b, tde)->inode : TM_NONE;
 		if (ino == TM_NONE || IS_DIR(inode_at(b, ino)->mode)) {
 			report(b, TM_TAR_WARNING, m->header_offset, path,
@@ -371,13 +401,13 @@ static void add_member(struct builder *b, const struct tm_tar_member *m)
 		ino = inode_new(b, &fresh, false);
 	}
 	if (de == TM_NONE) {
-		dentry_new(b, path, len, parent, ino);
+		dentry_new(b, parent, base, blen, ino);
 		return;
 	}
 	/* The last member of a path wins, as on extraction. */
 	struct tm_dentry *d = dentry_at(b, de);
 	if (IS_DIR(inode_at(b, d->inode)->mode))
-		b->dir_replacements++;
+		b->cache_ino = TM_NONE; /* the cached directory may be this one */
 	d->inode = ino;
 }
 
@@ -510,9 +540,10 @@ static void builder_clear(struct builder *b)
 		g_byte_array_unref(b->aux);
 	g_array_unref(b->dparent);
 	g_array_unref(b->implicit);
-	g_hash_table_destroy(b->paths);
+	g_free(b->slots);
+	g_array_unref(b->dhash);
+	g_free(b->cache_path);
 	g_hash_table_destroy(b->owners);
-	g_string_chunk_free(b->pathchunk);
 	tm_tar_reader_free(b->reader);
 	g_free(b->scratch);
 	g_free(b->link_scratch);
@@ -530,9 +561,11 @@ struct tm_index *tm_index_build(struct tm_block *blk, const struct tm_index_opti
 	b.implicit = g_array_new(FALSE, FALSE, 1);
 	b.strings = g_byte_array_new();
 	b.aux = g_byte_array_new();
-	b.paths = g_hash_table_new(g_str_hash, g_str_equal);
+	b.mask = 1023;
+	b.slots = g_new0(uint32_t, (size_t)b.mask + 1);
+	b.dhash = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	b.cache_ino = TM_NONE;
 	b.owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	b.pathchunk = g_string_chunk_new(1 << 20);
 	b.max_mtime = 0;
 	uint8_t nul = 0;
 	g_byte_array_append(b.strings, &nul, 1); /* offset 0: the empty string */

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +12,9 @@
 #include <sys/sysmacros.h>
 
 #include "fuse_ops.h"
+
+/* The longest name the kernel's FUSE client passes (FUSE_NAME_MAX). */
+#define FUSE_NAME_LIMIT 1024
 
 static struct tm_fs *fs_of(fuse_req_t req)
 {
@@ -140,6 +144,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	const struct tm_inode *in = tm_index_inode(fs->index, i);
 	if (!S_ISLNK(in->mode))
 		return (void)fuse_reply_err(req, EINVAL);
+	if (in->size >= PATH_MAX) /* more than the kernel takes back */
+		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	fuse_reply_readlink(req, tm_index_string(fs->index, in->a));
 }
 
@@ -182,6 +188,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			const struct tm_dentry *d = tm_index_child(fs->index, dir, (uint32_t)(k - 2));
 			name = tm_index_string(fs->index, d->name);
 			child = d->inode;
+			/* Longer than FUSE can carry (nor could it be looked up): not listed, or
+			 * the kernel would take the empty reply for the end of the directory. */
+			if (strlen(name) > FUSE_NAME_LIMIT)
+				continue;
 		}
 		size_t len;
 		if (plus) {

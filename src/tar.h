@@ -101,6 +101,7 @@ struct tm_pax {
 	enum tm_pax_state devmajor_s, devminor_s;
 	int64_t devmajor, devminor;
 	GPtrArray *xattrs; /* of struct tm_pax_xattr*, later names replace earlier ones */
+	GHashTable *xattr_names; /* name -> position in xattrs + 1, for the replacing */
 	/* GNU sparse extensions */
 	bool sparse;                 /* any GNU.sparse.* key seen */
 	int sparse_major, sparse_minor;

@@ -34,6 +34,8 @@ void tm_pax_clear(struct tm_pax *p)
 	g_free(p->sparse_name);
 	if (p->xattrs)
 		g_ptr_array_unref(p->xattrs);
+	if (p->xattr_names)
+		g_hash_table_destroy(p->xattr_names);
 	if (p->sparse_map)
 		g_array_unref(p->sparse_map);
 	tm_pax_init(p);
@@ -130,21 +132,23 @@ static char *url_decode(const char *s, size_t len)
  * names: so do we. */
 static void add_xattr(struct tm_pax *p, char *name, GBytes *value)
 {
-	if (!p->xattrs)
+	if (!p->xattrs) {
 		p->xattrs = g_ptr_array_new_with_free_func(xattr_free);
-	for (guint i = 0; i < p->xattrs->len; i++) {
-		struct tm_pax_xattr *x = g_ptr_array_index(p->xattrs, i);
-		if (!strcmp(x->name, name)) {
-			g_free(name);
-			g_bytes_unref(x->value);
-			x->value = value;
-			return;
-		}
+		p->xattr_names = g_hash_table_new(g_str_hash, g_str_equal); /* keys: x->name */
+	}
+	guint at = GPOINTER_TO_UINT(g_hash_table_lookup(p->xattr_names, name));
+	if (at) {
+		struct tm_pax_xattr *x = g_ptr_array_index(p->xattrs, at - 1);
+		g_free(name);
+		g_bytes_unref(x->value);
+		x->value = value;
+		return;
 	}
 	struct tm_pax_xattr *x = g_new(struct tm_pax_xattr, 1);
 	x->name = name;
 	x->value = value;
 	g_ptr_array_add(p->xattrs, x);
+	g_hash_table_insert(p->xattr_names, x->name, GUINT_TO_POINTER(p->xattrs->len));
 }
 
 /* LIBARCHIVE.xattr.NAME: NAME is URL-encoded, the value base64. */

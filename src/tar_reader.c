@@ -182,10 +182,7 @@ static GPtrArray *merge_xattrs(struct tm_tar_reader *r)
 	if (g)
 		for (guint i = 0; i < g->len; i++) {
 			struct tm_pax_xattr *x = g->pdata[i];
-			bool shadowed = false;
-			for (guint j = 0; l && j < l->len && !shadowed; j++)
-				shadowed = !strcmp(x->name, ((struct tm_pax_xattr *)l->pdata[j])->name);
-			if (!shadowed)
+			if (!l || !g_hash_table_contains(r->local.xattr_names, x->name))
 				g_ptr_array_add(out, x);
 		}
 	return out;
@@ -254,6 +251,9 @@ static int read_v1_map(struct tm_tar_reader *r, uint64_t *data_off, uint64_t *st
 	GByteArray *buf = g_byte_array_new();
 	char e[TM_TAR_ERRLEN];
 	int rc;
+	/* Read the map in growing steps (1, 2, 4... blocks) and parse what is there after each:
+	 * the parse starts over each time, so doubling keeps a long map linear. */
+	size_t step = TM_TAR_BLOCK;
 	for (;;) {
 		bool eof;
 		if (buf->len >= *stored || buf->len >= META_MAX) {
@@ -261,12 +261,19 @@ static int read_v1_map(struct tm_tar_reader *r, uint64_t *data_off, uint64_t *st
 			rc = -2;
 			break;
 		}
-		const uint8_t *blk = window(r, *data_off + buf->len, TM_TAR_BLOCK, &eof, err);
-		if (!blk) {
+		size_t n = step;
+		if (n > *stored - buf->len)
+			n = (size_t)((*stored - buf->len + TM_TAR_BLOCK - 1) / TM_TAR_BLOCK * TM_TAR_BLOCK);
+		if (n > META_MAX - buf->len)
+			n = META_MAX - buf->len;
+		uint8_t *more = read_blob(r, *data_off + buf->len, n, &eof, err);
+		if (!more) {
 			rc = eof ? 0 : -1;
 			break;
 		}
-		g_byte_array_append(buf, blk, TM_TAR_BLOCK);
+		g_byte_array_append(buf, more, (guint)n);
+		g_free(more);
+		step *= 2;
 		size_t consumed;
 		int p = tm_sparse_parse_v1(buf->data, buf->len, r->sparse, &consumed, e);
 		if (p < 0) {
@@ -337,6 +344,10 @@ static int build_member(struct tm_tar_reader *r, const struct tm_tar_header *h, 
 		return -3;
 	}
 	uint64_t data_off = hdr_off + TM_TAR_BLOCK;
+	/* Links, devices, FIFOs and directories have no data, whatever their size field says:
+	 * GNU tar, bsdtar and tarfile all read the next header right after them. */
+	if (strchr("123456", h->typeflag) && h->typeflag != '\0')
+		size = 0;
 	uint64_t stored = (uint64_t)size;
 	int rc;
 	bool sparse = false;

@@ -1,0 +1,235 @@
+/* libFuzzer target: index files (tm_index_load).  Whatever file the loader accepts must be
+ * safe to walk: the whole tree is then walked as in fuzz_archive (every entry, inode, xattr,
+ * sparse map, reads through tm_kv_read compared with a model of the device), over exact-size
+ * copies of the arrays so that ASan sees any read past one of them.
+ *
+ * Input: a mode byte, then
+ *   mode 0 (raw)    the file as it is: exercises the header checks (the checksums stop
+ *                   almost everything else);
+ *   mode 1 (fixed)  the file, with magic, version, header size, source id, file size and
+ *                   both checksums then made right, so that the structural checks are what
+ *                   gets fuzzed (seeds: index files saved by tarkv);
+ *   mode 2 (patch)  a base byte, a 32-bit little-endian offset, then bytes written over a
+ *                   valid index built here from a small archive (testutil.h), at that
+ *                   offset (modulo the file's size; the file grows if they run past its
+ *                   end), then fixed up as in mode 1.
+ * Reads go to a zero-filled device (modes 0 and 1) or to the base archive (mode 2);
+ * tm_index_verify also runs against it.
+ *
+ * The checksum is a copy of src/index_file.c's (test code, not product code): if that
+ * changes, change it here, or modes 1 and 2 only test the checksum check.  With
+ * FUZZ_DUMP_INDEX=PATH the file finally handed to the loader is written to PATH (to turn a
+ * mode 2 reproducer into a standalone index file); with FUZZ_VERBOSE set, whether the loader
+ * accepted it. */
+#include "config.h"
+
+#include "fuzz_common.h"
+#include "testutil.h"
+
+/* ---- copied from src/index_file.c ---- */
+
+#define MAGIC "TARMIDX\n"
+#define FORMAT_VERSION 1u
+
+struct file_header {
+	char magic[8];
+	uint32_t version, header_size;
+	char source_id[64];
+	uint64_t members, archive_end;
+	uint32_t warnings, errors, truncated, ninodes;
+	uint32_t ndentries, nchildren;
+	uint64_t strings_len, aux_len;
+	uint64_t off_inodes, off_dentries, off_children, off_strings, off_aux, file_size;
+	uint64_t data_hash;   /* of bytes [header_size, file_size) */
+	uint64_t header_hash; /* of this header with header_hash zero */
+};
+
+static uint64_t hash_bytes(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t h[4] = { 1, 2, 3, (uint64_t)len };
+	size_t i = 0;
+	for (; i + 32 <= len; i += 32)
+		for (int l = 0; l < 4; l++) {
+			uint64_t w;
+			memcpy(&w, p + i + 8 * l, 8);
+			h[l] = (h[l] ^ w) * k;
+			h[l] ^= h[l] >> 29;
+		}
+	uint64_t r = h[0] ^ (h[1] << 1) ^ (h[2] << 2) ^ (h[3] << 3);
+	for (; i < len; i++)
+		r = (r ^ p[i]) * k;
+	return r ^ r >> 31;
+}
+
+/* ---- */
+
+static void fixup(GByteArray *f)
+{
+	struct file_header h;
+	if (f->len < sizeof h) {
+		guint old = f->len;
+		g_byte_array_set_size(f, sizeof h);
+		memset(f->data + old, 0, sizeof h - old);
+	}
+	memcpy(&h, f->data, sizeof h);
+	memcpy(h.magic, MAGIC, 8);
+	h.version = FORMAT_VERSION;
+	h.header_size = sizeof h;
+	memcpy(h.source_id, FZ_SOURCE_ID, 64);
+	h.file_size = f->len;
+	h.data_hash = hash_bytes(f->data + sizeof h, f->len - sizeof h);
+	h.header_hash = 0;
+	h.header_hash = hash_bytes(&h, sizeof h);
+	memcpy(f->data, &h, sizeof h);
+}
+
+/* ---- base indexes ---- */
+
+struct base {
+	GByteArray *archive;
+	uint8_t *file;
+	size_t file_len;
+};
+
+static struct base bases[2];
+
+static GByteArray *base_archive(int which)
+{
+	GByteArray *a = g_byte_array_new();
+	if (which == 0) {
+		tu_add_dir(a, "d/");
+		tu_add_file(a, "d/f", "hello, world\n");
+		tu_add_dir(a, "d/e/");
+		tu_add_file(a, "d/e/g", "a file two directories down\n");
+		tu_add(a, TU_USTAR, "l", '2', "d/f", NULL, 0);
+		tu_add(a, TU_USTAR, "h", '1', "d/f", NULL, 0);
+		tu_add(a, TU_USTAR, "c", '3', NULL, NULL, 0);
+		tu_add(a, TU_USTAR, "p", '6', NULL, NULL, 0);
+		GString *x = g_string_new(NULL);
+		tu_pax_str(x, "SCHILY.xattr.user.k", "v");
+		tu_pax_str(x, "SCHILY.xattr.user.other", "a longer value");
+		tu_add_pax(a, 'x', "PaxHeaders/x", x);
+		g_string_free(x, TRUE);
+		tu_add_file(a, "x", "with xattrs\n");
+		static const uint64_t pairs[] = { 0, 100, 5000, 700, 9000, 0 };
+		uint8_t *ref = tu_sparse_ref(pairs, 3, 9000, 7);
+		tu_add_sparse_pax(a, TU_SPARSE_10, "s10", pairs, 3, 9000, ref);
+		tu_add_sparse_oldgnu(a, "d/sg", pairs, 3, 9000, ref);
+		g_free(ref);
+		char longname[160];
+		memset(longname, 'n', sizeof longname - 1);
+		longname[sizeof longname - 1] = '\0';
+		tu_add_longlink(a, 'L', longname);
+		tu_add(a, TU_GNU, "nnnn", '0', NULL, "long\n", 5);
+	} else {
+		static const char *const names[] = { "a/", "a/b/", "a/b/c/", "a/b/c/1", "a/b/2",
+						     "a/3", "z", "y/", "y/q", "a/b/c/4" };
+		for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+			size_t n = strlen(names[i]);
+			if (names[i][n - 1] == '/')
+				tu_add_dir(a, names[i]);
+			else
+				tu_add_file(a, names[i], names[i]);
+		}
+		GString *x = g_string_new(NULL);
+		tu_pax_str(x, "SCHILY.xattr.user.a", "1");
+		tu_pax_str(x, "SCHILY.xattr.user.b", "22");
+		tu_pax_str(x, "SCHILY.xattr.security.c", "333");
+		tu_pax_str(x, "path", "y/with-xattrs");
+		tu_add_pax(a, 'x', "PaxHeaders/w", x);
+		g_string_free(x, TRUE);
+		tu_add_file(a, "ignored", "xattrs\n");
+	}
+	tu_finish(a);
+	return a;
+}
+
+static void bases_init(void)
+{
+	if (bases[0].file)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct base *b = &bases[i];
+		b->archive = base_archive(i);
+		struct tm_block *blk = tm_block_mem_new(b->archive->data, b->archive->len, 512);
+		struct tm_block_error err;
+		struct tm_index *idx = tm_index_build(blk, NULL, &err);
+		FZ_CHECK(idx && idx->errors == 0 && idx->warnings == 0, "base %d does not index", i);
+		char *path = fz_scratch_path("base.idx"), why[300];
+		FZ_CHECK(tm_index_save(idx, path, FZ_SOURCE_ID, why, sizeof why), "%s", why);
+		gsize n;
+		FZ_CHECK(g_file_get_contents(path, (gchar **)&b->file, &n, NULL), "reading %s", path);
+		b->file_len = n;
+		unlink(path);
+		g_free(path);
+		tm_index_free(idx);
+		tm_block_disconnect(blk);
+	}
+}
+
+/* ---- the target ---- */
+
+static uint8_t zeros[1 << 20];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size == 0)
+		return 0;
+	bases_init();
+	unsigned mode = data[0] % 3;
+	GByteArray *f = g_byte_array_new();
+	const uint8_t *devdata = zeros;
+	size_t devlen = sizeof zeros;
+	if (mode < 2) {
+		g_byte_array_append(f, data + 1, (guint)(size - 1));
+		if (mode == 1)
+			fixup(f);
+	} else {
+		uint8_t p[5] = { 0 };
+		memcpy(p, data + 1, size - 1 < 5 ? size - 1 : 5);
+		const struct base *b = &bases[p[0] % 2];
+		size_t at = fz_le32(p + 1) % b->file_len;
+		const uint8_t *patch = size > 6 ? data + 6 : data + size;
+		size_t plen = size > 6 ? size - 6 : 0;
+		g_byte_array_append(f, b->file, (guint)b->file_len);
+		if (at + plen > f->len)
+			g_byte_array_set_size(f, (guint)(at + plen));
+		memcpy(f->data + at, patch, plen);
+		fixup(f);
+		devdata = b->archive->data;
+		devlen = b->archive->len;
+	}
+	const char *dump = getenv("FUZZ_DUMP_INDEX");
+	if (dump)
+		fz_write_file(dump, f->data, f->len);
+
+	char *path = fz_scratch_path("input.idx");
+	fz_write_file(path, f->data, f->len);
+	char why[300];
+	memset(why, 'x', sizeof why);
+	struct tm_index *idx = tm_index_load(path, FZ_SOURCE_ID, why, sizeof why);
+	if (getenv("FUZZ_VERBOSE"))
+		fprintf(stderr, "mode %u, %u bytes: %s%s\n", mode, f->len,
+			idx ? "accepted" : "refused: ", idx ? "" : why);
+	if (idx) {
+		struct tm_block *blk = tm_block_mem_new(devdata, devlen, 512);
+		struct fz_dev dev = { blk, devdata, devlen, tm_block_size_bytes(blk) };
+		struct tm_index *s = fz_shadow_new(idx);
+		why[0] = '\0';
+		/* (why may span lines here: it quotes a member name) */
+		if (!tm_index_verify(s, blk, why, sizeof why))
+			FZ_CHECK(strnlen(why, sizeof why) < sizeof why, "why not terminated");
+		fz_walk_index(s, &dev, 0, (uint32_t)size);
+		fz_shadow_free(s);
+		tm_index_free(idx);
+		tm_block_disconnect(blk);
+	} else {
+		fz_check_err(why, sizeof why);
+	}
+	unlink(path);
+	g_free(path);
+	g_byte_array_unref(f);
+	return 0;
+}

@@ -34,7 +34,9 @@
 #  6. 1,000,000 entries in one directory (MANY=N to change): tarkv find, a lookup, ls -f on
 #     the mount;
 #  7. an index file made for one archive given with --index for another (another file, the
-#     same size and mtime, rewritten in place with its mtime put back): rebuilt, never used.
+#     same size and mtime, rewritten in place with its mtime put back, a loop device
+#     rewritten with an archive of the same size and the same first and last MiB): rebuilt,
+#     never used.
 #
 # Environment: TARKV, TARMOUNT, top_srcdir, CI (as automake sets them); the index cache is
 # private ($T/cache).  By hand: MALFORMED_ONLY="1 4" runs only those sections.

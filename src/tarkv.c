@@ -82,9 +82,11 @@ static const char *type_name(uint32_t mode)
 
 static void mode_string(uint32_t mode, char out[11])
 {
-	static const char types[] = { [S_IFDIR >> 12] = 'd', [S_IFLNK >> 12] = 'l',
-				      [S_IFCHR >> 12] = 'c', [S_IFBLK >> 12] = 'b',
-				      [S_IFIFO >> 12] = 'p', [S_IFREG >> 12] = '-' };
+	/* Every value of the type bits has a slot: a loaded index file may hold any. */
+	static const char types[(S_IFMT >> 12) + 1] = {
+		[S_IFDIR >> 12] = 'd', [S_IFLNK >> 12] = 'l', [S_IFCHR >> 12] = 'c',
+		[S_IFBLK >> 12] = 'b', [S_IFIFO >> 12] = 'p', [S_IFREG >> 12] = '-',
+	};
 	out[0] = types[(mode & S_IFMT) >> 12] ? types[(mode & S_IFMT) >> 12] : '?';
 	const char *rwx = "rwxrwxrwx";
 	for (int i = 0; i < 9; i++)

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <glib.h>
+
 #include "block.h"
 #include "tar.h"
 
@@ -68,6 +70,7 @@ struct tm_index {
 	uint64_t archive_end;  /* byte offset just past the last member used */
 	unsigned warnings, errors;
 	bool truncated;        /* the archive ended without an end-of-archive marker */
+	uint64_t fingerprint;  /* of a sample of the archive's header blocks (see below) */
 	void *storage;         /* private: owns the arrays when built in memory */
 	void *map;             /* private: the mapped index file, when loaded from one */
 	size_t map_len;
@@ -106,11 +109,22 @@ bool tm_index_save(const struct tm_index *idx, const char *path, const char *sou
  * otherwise (missing, another format version, another source, truncated, corrupt). */
 struct tm_index *tm_index_load(const char *path, const char *source_id, char *why,
 			       size_t why_len);
-/* Check a loaded index against its source: the headers of a sample of members must still
- * be where the index puts them.  An identity made of the size and the ends of a device
- * cannot see an archive rewritten in between; this can. */
+/* A hash of the archive's first block and of the header blocks of up to 64 members spread
+ * over the index (chosen from the index alone, so the same ones again after a load).  Set
+ * by tm_index_build, kept in the index file. */
+bool tm_index_fingerprint(const struct tm_index *idx, struct tm_block *b, uint64_t *out,
+			  struct tm_block_error *err);
+/* Check a loaded index against its source: the sampled header blocks must still hash to
+ * the fingerprint.  An identity made of the size and the ends of a device cannot see an
+ * archive rewritten in between; this can (a rewrite that keeps every sampled header but
+ * changes data cannot be seen without reading it all: -o noindex for such sources). */
 bool tm_index_verify(const struct tm_index *idx, struct tm_block *b, char *why,
 		     size_t why_len);
+/* Make the header of the index file image in file valid for source_id (64 characters):
+ * magic, version, sizes and both checksums, whatever the rest holds; a file shorter than a
+ * header is first padded with zeros.  For tests and fuzzers whose files the loader must
+ * check structurally. */
+void tm_index_file_seal(GByteArray *file, const char *source_id);
 /* The default place for a source's index: $XDG_CACHE_HOME/tarmount/ID.idx, or
  * ~/.cache/tarmount/ID.idx.  Freed with g_free. */
 char *tm_index_default_path(const char *source_id);

@@ -19,7 +19,7 @@
 #include "index.h"
 
 #define MAGIC "TARMIDX\n"
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u
 
 struct file_header {
 	char magic[8];
@@ -30,6 +30,7 @@ struct file_header {
 	uint32_t ndentries, nchildren;
 	uint64_t strings_len, aux_len;
 	uint64_t off_inodes, off_dentries, off_children, off_strings, off_aux, file_size;
+	uint64_t fingerprint; /* see tm_index_fingerprint */
 	uint64_t data_hash;   /* of bytes [header_size, file_size) */
 	uint64_t header_hash; /* of this header with header_hash zero */
 };
@@ -89,6 +90,7 @@ bool tm_index_save(const struct tm_index *idx, const char *path, const char *sou
 	h.warnings = idx->warnings, h.errors = idx->errors, h.truncated = idx->truncated;
 	h.ninodes = idx->ninodes, h.ndentries = idx->ndentries, h.nchildren = idx->nchildren;
 	h.strings_len = idx->strings_len, h.aux_len = idx->aux_len;
+	h.fingerprint = idx->fingerprint;
 	struct {
 		const void *p;
 		uint64_t len;
@@ -338,6 +340,7 @@ struct tm_index *tm_index_load(const char *path, const char *source_id, char *wh
 	idx->strings_len = h->strings_len, idx->aux_len = h->aux_len;
 	idx->members = h->members, idx->archive_end = h->archive_end;
 	idx->warnings = h->warnings, idx->errors = h->errors, idx->truncated = h->truncated;
+	idx->fingerprint = h->fingerprint;
 	idx->map = map;
 	idx->map_len = (size_t)st.st_size;
 	if (!structure_ok(idx, why, why_len)) {
@@ -377,47 +380,78 @@ struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options
 	return idx;
 }
 
-/* Whether a member header's own name field ends in name.  A name that fills the field may
- * be cut (the real one in a long-name or pax header before it): then it says nothing. A
- * hard link's dentry names the link, not the header it points to: any match of a name in
- * the archive's header would do, so those are not sampled (see the caller). */
-static bool header_names(const struct tm_tar_header *h, const char *name)
+/* The blocks sampled: the first, the last one the archive uses, and the header block of
+ * up to 64 members with data, spread over the dentries.  Only the index and the source's
+ * size (part of its identity) decide which, so a loaded index picks the same ones as the
+ * index it was saved from. */
+bool tm_index_fingerprint(const struct tm_index *idx, struct tm_block *b, uint64_t *out,
+			  struct tm_block_error *err)
 {
-	size_t n = strlen(h->name);
-	if (n >= 99)
-		return true;
-	while (n > 0 && h->name[n - 1] == '/')
-		n--;
-	size_t k = strlen(name);
-	return n >= k && !memcmp(h->name + n - k, name, k) && (n == k || h->name[n - k - 1] == '/');
+	enum { SAMPLES = 64 };
+	/* A truncated archive's last member may claim more than the source holds. */
+	uint64_t end = MIN(idx->archive_end, tm_block_size_bytes(b));
+	uint64_t at[SAMPLES + 2];
+	size_t n = 0;
+	if (end >= TM_TAR_BLOCK) {
+		at[n++] = 0;
+		at[n++] = end - TM_TAR_BLOCK;
+	}
+	uint32_t step = idx->ndentries / SAMPLES + 1;
+	for (uint32_t d = 0; d < idx->ndentries && n < G_N_ELEMENTS(at); d += step) {
+		const struct tm_inode *in = &idx->inodes[idx->dentries[d].inode];
+		if ((in->mode & 0170000) == 0100000 && in->offset >= TM_TAR_BLOCK &&
+		    in->offset <= end)
+			at[n++] = in->offset - TM_TAR_BLOCK;
+	}
+	struct sample {
+		uint64_t at;
+		uint8_t block[TM_TAR_BLOCK];
+	} *blk = g_new(struct sample, n);
+	struct tm_block_error e = { .code = TM_BLOCK_OK };
+	bool ok = true;
+	for (size_t i = 0; ok && i < n; i++) {
+		blk[i].at = at[i];
+		ok = tm_block_pread(b, blk[i].block, TM_TAR_BLOCK, at[i], &e) == 0;
+	}
+	if (ok)
+		*out = hash_bytes(blk, n * sizeof *blk);
+	else if (err)
+		*err = e;
+	g_free(blk);
+	return ok;
 }
 
 bool tm_index_verify(const struct tm_index *idx, struct tm_block *b, char *why, size_t why_len)
 {
-	enum { SAMPLES = 64 };
-	const uint64_t big = 8ull << 30; /* from here ustar size fields give way to pax */
-	uint32_t step = idx->ndentries / SAMPLES + 1, checked = 0, misnamed = 0;
-	for (uint32_t d = 0; d < idx->ndentries; d += step) {
-		const struct tm_inode *in = &idx->inodes[idx->dentries[d].inode];
-		if ((in->mode & 0170000) != 0100000 || in->a != TM_NONE || in->size >= big ||
-		    in->offset < TM_TAR_BLOCK || in->nlink > 1)
-			continue;
-		uint8_t blk[TM_TAR_BLOCK];
-		struct tm_block_error err;
-		struct tm_tar_header h;
-		char e[TM_TAR_ERRLEN];
-		const char *name = idx->strings + idx->dentries[d].name;
-		if (tm_block_pread(b, blk, sizeof blk, in->offset - TM_TAR_BLOCK, &err) < 0 ||
-		    tm_tar_header_decode(blk, &h, e) != TM_TAR_HDR_OK ||
-		    h.size != (int64_t)in->size)
-			return REFUSE("the source no longer holds the member '%s' where the index "
-				      "says", name);
-		checked++;
-		misnamed += !header_names(&h, name);
+	uint64_t fp;
+	struct tm_block_error err;
+	if (!tm_index_fingerprint(idx, b, &fp, &err)) {
+		char msg[200];
+		return REFUSE("the source cannot be read: %s",
+			      tm_block_strerror(&err, msg, sizeof msg));
 	}
-	/* A pax path may differ from the header's own name field (tools put an ASCII stand-in
-	 * there), so a few differences are normal; most of them mean another archive. */
-	if (misnamed * 2 > checked)
-		return REFUSE("the source holds other members than the index says");
+	if (fp != idx->fingerprint)
+		return REFUSE("the source's headers are not those the index was made from");
 	return true;
+}
+
+void tm_index_file_seal(GByteArray *file, const char *source_id)
+{
+	struct file_header h;
+	if (file->len < sizeof h) {
+		guint old = file->len;
+		g_byte_array_set_size(file, sizeof h);
+		memset(file->data + old, 0, sizeof h - old);
+	}
+	size_t len = file->len;
+	memcpy(&h, file->data, sizeof h);
+	memcpy(h.magic, MAGIC, 8);
+	h.version = FORMAT_VERSION;
+	h.header_size = sizeof h;
+	memcpy(h.source_id, source_id, 64);
+	h.file_size = len;
+	h.data_hash = hash_bytes(file->data + sizeof h, len - sizeof h);
+	h.header_hash = 0;
+	h.header_hash = hash_bytes(&h, sizeof h);
+	memcpy(file->data, &h, sizeof h);
 }

@@ -25,6 +25,9 @@
 #include "kv.h"
 #include "tar.h"
 
+/* The entry point every target defines (libFuzzer's, or replay.c's main calls it). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 /* ---- failing ---- */
 
 static void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)

@@ -16,74 +16,13 @@
  * Reads go to a zero-filled device (modes 0 and 1) or to the base archive (mode 2);
  * tm_index_verify also runs against it.
  *
- * The checksum is a copy of src/index_file.c's (test code, not product code): if that
- * changes, change it here, or modes 1 and 2 only test the checksum check.  With
- * FUZZ_DUMP_INDEX=PATH the file finally handed to the loader is written to PATH (to turn a
+ * The header is made right by tm_index_file_seal.  With FUZZ_DUMP_INDEX=PATH the file finally handed to the loader is written to PATH (to turn a
  * mode 2 reproducer into a standalone index file); with FUZZ_VERBOSE set, whether the loader
  * accepted it. */
 #include "config.h"
 
 #include "fuzz_common.h"
 #include "testutil.h"
-
-/* ---- copied from src/index_file.c ---- */
-
-#define MAGIC "TARMIDX\n"
-#define FORMAT_VERSION 1u
-
-struct file_header {
-	char magic[8];
-	uint32_t version, header_size;
-	char source_id[64];
-	uint64_t members, archive_end;
-	uint32_t warnings, errors, truncated, ninodes;
-	uint32_t ndentries, nchildren;
-	uint64_t strings_len, aux_len;
-	uint64_t off_inodes, off_dentries, off_children, off_strings, off_aux, file_size;
-	uint64_t data_hash;   /* of bytes [header_size, file_size) */
-	uint64_t header_hash; /* of this header with header_hash zero */
-};
-
-static uint64_t hash_bytes(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	const uint64_t k = 0x9e3779b97f4a7c15ull;
-	uint64_t h[4] = { 1, 2, 3, (uint64_t)len };
-	size_t i = 0;
-	for (; i + 32 <= len; i += 32)
-		for (int l = 0; l < 4; l++) {
-			uint64_t w;
-			memcpy(&w, p + i + 8 * l, 8);
-			h[l] = (h[l] ^ w) * k;
-			h[l] ^= h[l] >> 29;
-		}
-	uint64_t r = h[0] ^ (h[1] << 1) ^ (h[2] << 2) ^ (h[3] << 3);
-	for (; i < len; i++)
-		r = (r ^ p[i]) * k;
-	return r ^ r >> 31;
-}
-
-/* ---- */
-
-static void fixup(GByteArray *f)
-{
-	struct file_header h;
-	if (f->len < sizeof h) {
-		guint old = f->len;
-		g_byte_array_set_size(f, sizeof h);
-		memset(f->data + old, 0, sizeof h - old);
-	}
-	memcpy(&h, f->data, sizeof h);
-	memcpy(h.magic, MAGIC, 8);
-	h.version = FORMAT_VERSION;
-	h.header_size = sizeof h;
-	memcpy(h.source_id, FZ_SOURCE_ID, 64);
-	h.file_size = f->len;
-	h.data_hash = hash_bytes(f->data + sizeof h, f->len - sizeof h);
-	h.header_hash = 0;
-	h.header_hash = hash_bytes(&h, sizeof h);
-	memcpy(f->data, &h, sizeof h);
-}
 
 /* ---- base indexes ---- */
 
@@ -185,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mode < 2) {
 		g_byte_array_append(f, data + 1, (guint)(size - 1));
 		if (mode == 1)
-			fixup(f);
+			tm_index_file_seal(f, FZ_SOURCE_ID);
 	} else {
 		uint8_t p[5] = { 0 };
 		memcpy(p, data + 1, size - 1 < 5 ? size - 1 : 5);
@@ -197,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (at + plen > f->len)
 			g_byte_array_set_size(f, (guint)(at + plen));
 		memcpy(f->data + at, patch, plen);
-		fixup(f);
+		tm_index_file_seal(f, FZ_SOURCE_ID);
 		devdata = b->archive->data;
 		devlen = b->archive->len;
 	}

@@ -328,7 +328,7 @@ def build(tmp):
               file=sys.stderr)
     # Patches of the built-in bases: header counts, a dentry, an inode's mode.
     out("fuzz_index_file", "patch_counts", b"\x02\x00" + struct.pack("<I", 100) + b"\x07")
-    out("fuzz_index_file", "patch_inode", b"\x02\x01" + struct.pack("<I", 200 + 64 + 28) +
+    out("fuzz_index_file", "patch_inode", b"\x02\x01" + struct.pack("<I", 208 + 64 + 28) +
         struct.pack("<I", 0o40755))
     out("fuzz_index_file", "patch_tail", b"\x02\x00" + struct.pack("<I", 0xFFFFFFF0) + b"zz")
 

@@ -27,6 +27,8 @@ mounts) over them.
         listed (hex, one a line) in NAMES_FILE.
     malformed.py devpair A.tar B.tar
         Two archives of one size with the same first and last 2 MiB, different members.
+    malformed.py pyutf OUT.tar
+        A pax archive by Python's tarfile with names that are not ASCII.
     malformed.py list CASES.json FIELD | readlink-errno PATH | statcheck FILE.json
         Helpers for malformed.sh: the names of the cases with FIELD set; readlink's result
         or its errno's name; the stat --json of names-not-utf8's pax member.
@@ -1356,6 +1358,18 @@ def cmd_devpair(out_a, out_b):
         f.write(start + mid_b + end)
 
 
+def cmd_pyutf(out):
+    """A pax archive by Python's tarfile whose names are mostly not ASCII: tarfile writes
+    them in pax records and puts an ASCII stand-in ('caf?') in the header's name field."""
+    import io
+    import tarfile
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+        for n in ("caf\u00e9", "na\u00efve", "\u00fcber", "\u65e5\u672c", "plain"):
+            t = tarfile.TarInfo(n)
+            t.size, t.mtime = 3, 1600000000
+            tf.addfile(t, io.BytesIO(b"abc"))
+
+
 def cmd_list(cases_file, field):
     for c in json.load(open(cases_file)):
         if c.get(field):
@@ -1406,6 +1420,9 @@ def main():
         return cmd_jsoncheck(a[1], a[2])
     if cmd == "devpair":
         cmd_devpair(a[1], a[2])
+        return 0
+    if cmd == "pyutf":
+        cmd_pyutf(a[1])
         return 0
     if cmd == "list":
         cmd_list(a[1], a[2])

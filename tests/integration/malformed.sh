@@ -487,6 +487,13 @@ EOF
 	tk --index "$IX" "$T/inplace.tar" info
 	grep -q '^index: built' "$T/out" && ok "--index: rewritten in place with its mtime put back: rebuilt" ||
 		fail "--index in place: $(last)"
+	# and an archive that has not changed gets its index back, whatever its names: Python's
+	# tarfile puts an ASCII stand-in ('caf?') in the header of a name that is not ASCII
+	"$PY" "$MF" pyutf "$T/pyutf.tar" || fail "malformed.py pyutf"
+	tk --index "$T/pyutf.idx" "$T/pyutf.tar" ls -R
+	tk --index "$T/pyutf.idx" "$T/pyutf.tar" info
+	grep -q '^index: loaded' "$T/out" && ok "--index: reused for an unchanged archive whose pax names are not ASCII (tarfile)" ||
+		fail "--index: an unchanged archive whose pax names are not ASCII (tarfile) is indexed again: $(head -n 1 "$T/out")"
 	# a block device: its identity is its size and its first and last MiB, so an archive of
 	# the same size with the same ends written over it must still not get the old index
 	"$PY" "$MF" devpair "$T/devA.img" "$T/devB.img" || fail "malformed.py devpair"

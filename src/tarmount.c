@@ -356,8 +356,15 @@ int main(int argc, char **argv)
 	}
 	GThread *saver = NULL;
 	if (job.path && !loaded) {
+		/* Signals must reach the loop's thread: libfuse wakes it from the signal handler's
+		 * EINTR, so a SIGINT taken by the saver would leave the mount up.  The saver
+		 * starts with every signal blocked, as libfuse starts its workers. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
 		job.index = index;
 		saver = g_thread_new("index-save", save_index, &job);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	if (cmd.singlethread) {
 		rc = fuse_session_loop(se);

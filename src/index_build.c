@@ -29,6 +29,7 @@ struct builder {
 	size_t cache_len, cache_cap;
 	uint32_t cache_ino; /* TM_NONE: no cache */
 	GHashTable *owners; /* interned user/group names -> string offset */
+	GHashTable *xattr_lists; /* GBytes of an xattr list as in aux -> its offset there */
 	int64_t max_mtime;
 	bool overflow;
 	struct tm_index *idx;
@@ -233,25 +234,49 @@ static uint32_t parent_of(struct builder *b, const char *path, size_t len)
 	return slash ? ensure_dir(b, path, (size_t)(slash - path)) : TM_ROOT;
 }
 
+/* Append to blob at a multiple of align (the pool's alignment rule, so that a blob copied to
+ * a 4-aligned pool offset is laid out as if built there). */
+static void blob_add(GByteArray *blob, const void *p, size_t len, size_t align)
+{
+	static const uint8_t zeros[8];
+	if (blob->len % align)
+		g_byte_array_append(blob, zeros, (guint)(align - blob->len % align));
+	g_byte_array_append(blob, p, (guint)len);
+}
+
+/* An xattr list in aux: records { uint32 name_len, value_len; name NUL; value } each at a
+ * multiple of 4, ended by a TM_NONE word.  Equal lists are stored once: a global pax header
+ * gives every member the same xattrs, and so do SELinux labels. */
 static uint32_t add_xattrs(struct builder *b, const GPtrArray *xattrs)
 {
 	if (!xattrs || !xattrs->len)
 		return TM_NONE;
-	uint32_t first = TM_NONE;
+	GByteArray *blob = g_byte_array_new();
 	for (guint i = 0; i < xattrs->len; i++) {
 		const struct tm_pax_xattr *x = xattrs->pdata[i];
 		gsize vlen;
 		const void *v = g_bytes_get_data(x->value, &vlen);
 		uint32_t hdr[2] = { (uint32_t)strlen(x->name), (uint32_t)vlen };
-		uint32_t off = pool_add(b, b->aux, hdr, sizeof hdr, 4);
-		pool_add(b, b->aux, x->name, hdr[0] + 1, 1);
-		pool_add(b, b->aux, v, vlen, 1);
-		if (first == TM_NONE)
-			first = off;
+		blob_add(blob, hdr, sizeof hdr, 4);
+		blob_add(blob, x->name, hdr[0] + 1, 1);
+		blob_add(blob, v, vlen, 1);
 	}
 	uint32_t end = TM_NONE;
-	pool_add(b, b->aux, &end, sizeof end, 4);
-	return first;
+	blob_add(blob, &end, sizeof end, 4);
+	GBytes *key = g_byte_array_free_to_bytes(blob);
+	gpointer found;
+	if (g_hash_table_lookup_extended(b->xattr_lists, key, NULL, &found)) {
+		g_bytes_unref(key);
+		return GPOINTER_TO_UINT(found);
+	}
+	gsize len;
+	const void *data = g_bytes_get_data(key, &len);
+	uint32_t off = pool_add(b, b->aux, data, len, 4);
+	if (!b->overflow)
+		g_hash_table_insert(b->xattr_lists, key, GUINT_TO_POINTER(off));
+	else
+		g_bytes_unref(key);
+	return off;
 }
 
 static uint32_t add_sparse(struct builder *b, const GArray *map)
@@ -544,6 +569,7 @@ static void builder_clear(struct builder *b)
 	g_array_unref(b->dhash);
 	g_free(b->cache_path);
 	g_hash_table_destroy(b->owners);
+	g_hash_table_destroy(b->xattr_lists);
 	tm_tar_reader_free(b->reader);
 	g_free(b->scratch);
 	g_free(b->link_scratch);
@@ -566,6 +592,8 @@ struct tm_index *tm_index_build(struct tm_block *blk, const struct tm_index_opti
 	b.dhash = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	b.cache_ino = TM_NONE;
 	b.owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	b.xattr_lists = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+					      (GDestroyNotify)g_bytes_unref, NULL);
 	b.max_mtime = 0;
 	uint8_t nul = 0;
 	g_byte_array_append(b.strings, &nul, 1); /* offset 0: the empty string */

@@ -1105,6 +1105,60 @@ START_TEST(test_xattrs)
 }
 END_TEST
 
+/* A global pax header's xattrs apply to every member after it; the list is kept once, not
+ * once per member, and a member's own xattr still makes its list differ. */
+START_TEST(test_xattrs_shared)
+{
+	enum { N = 300 };
+	GByteArray *a = g_byte_array_new();
+	GString *g = g_string_new(NULL);
+	char big[2000];
+	memset(big, 'v', sizeof big);
+	tu_pax_rec(g, "SCHILY.xattr.security.selinux", big, sizeof big);
+	tu_add_pax(a, 'g', "GlobalHead", g);
+	for (int i = 0; i < N; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "f%03d", i);
+		if (i == 7) {
+			GString *x = g_string_new(NULL);
+			tu_pax_str(x, "SCHILY.xattr.user.own", "mine");
+			tu_add_pax(a, 'x', "PaxHeaders/f007", x);
+			g_string_free(x, TRUE);
+		}
+		tu_add_file(a, name, name);
+	}
+	tu_finish(a);
+	struct tu_built t;
+	tu_build(&t, a, tu_sector(_i));
+	assert_clean(&t);
+	/* two lists (the shared one, f007's), not N */
+	ck_assert_uint_lt(IDX->aux_len, 3 * (sizeof big + 64));
+	for (int i = 0; i < N; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "f%03d", i);
+		uint32_t ino = must_resolve(&t, name), cursor = 0, vlen;
+		const char *xn;
+		const void *v;
+		int n = 0;
+		bool own = false;
+		while (tm_index_xattr_next(IDX, ino, &cursor, &xn, &v, &vlen)) {
+			n++;
+			if (!strcmp(xn, "security.selinux"))
+				ck_assert(vlen == sizeof big && !memcmp(v, big, sizeof big));
+			else if (!strcmp(xn, "user.own"))
+				own = vlen == 4 && !memcmp(v, "mine", 4);
+			else
+				ck_abort_msg("%s: unexpected xattr %s", name, xn);
+		}
+		ck_assert_int_eq(n, i == 7 ? 2 : 1);
+		ck_assert(own == (i == 7));
+	}
+	g_string_free(g, TRUE);
+	tu_built_free(&t);
+	g_byte_array_free(a, TRUE);
+}
+END_TEST
+
 Suite *index_suite(void)
 {
 	Suite *s = suite_create("index");
@@ -1122,6 +1176,7 @@ Suite *index_suite(void)
 	tcase_add_loop_test(tc, test_hardlink_replaced, 0, 2);
 	tcase_add_loop_test(tc, test_types, 0, 2);
 	tcase_add_loop_test(tc, test_xattrs, 0, 2);
+	tcase_add_loop_test(tc, test_xattrs_shared, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("extensions");

@@ -33,6 +33,7 @@ struct options {
 	int64_t uid, gid;
 	int umask;
 	int quiet;
+	int readahead; /* KiB; INT_MIN: not given */
 	int show_help, show_version;
 	int nonopt; /* positional arguments seen */
 };
@@ -53,6 +54,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("timeout=%u", src.timeout, 0),
 	OPT("index=%s", index_path, 0),
 	OPT("noindex", noindex, 1),
+	OPT("readahead=%d", readahead, 0),
 	OPT("-h", show_help, 1),
 	OPT("--help", show_help, 1),
 	OPT("-V", show_version, 1),
@@ -180,11 +182,94 @@ static void usage(const char *prog)
 	       "    -o timeout=SECONDS     NBD: fail a stalled request after this long (30)\n"
 	       "    -o index=PATH          where to keep the index (default ~/.cache/tarmount)\n"
 	       "    -o noindex             neither read nor write an index file\n"
+	       "    -o readahead=KIB       the kernel's read-ahead window (default 1024; root)\n"
 	       "    -V, --version          print the version\n"
 	       "    -h, --help             this help\n\n",
 	       prog);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+	for (const char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+/* The kernel reads ahead on a FUSE mount by the window of the mount's backing device info,
+ * 128 KiB by default, so a sequential read costs one request per 128 KiB although a request
+ * may carry 1 MiB (libfuse offers 256 pages).  The window is
+ * /sys/class/bdi/MAJOR:MINOR/read_ahead_kb, MAJOR:MINOR being the mount's device number in
+ * mountinfo.  It must be written once the kernel has our INIT reply, which caps it: a stat
+ * of the mountpoint waits for that, so this runs in a thread of its own while the loop
+ * answers.  Only root may write the file: for anyone else the kernel's default stays. */
+struct readahead_job {
+	char *mountpoint;
+	int kib;
+	bool asked;
+};
+
+static gpointer set_readahead(gpointer data)
+{
+	struct readahead_job *job = data;
+	struct stat st;
+	char dev[32] = "";
+	if (stat(job->mountpoint, &st) == 0) {
+		FILE *f = fopen("/proc/self/mountinfo", "re");
+		char *line = NULL;
+		size_t cap = 0;
+		/* ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...; the last match is the newest mount */
+		while (f && getline(&line, &cap, f) > 0) {
+			char *save, *fld[5];
+			int n = 0;
+			for (char *t = strtok_r(line, " ", &save); t && n < 5;
+			     t = strtok_r(NULL, " ", &save))
+				fld[n++] = t;
+			if (n < 5)
+				continue;
+			unescape_octal(fld[4]);
+			if (!strcmp(fld[4], job->mountpoint))
+				g_strlcpy(dev, fld[2], sizeof dev);
+		}
+		free(line);
+		if (f)
+			fclose(f);
+	}
+	char *path = g_strdup_printf("/sys/class/bdi/%s/read_ahead_kb", dev);
+	FILE *w = dev[0] ? fopen(path, "we") : NULL;
+	bool ok = w && fprintf(w, "%d\n", job->kib) > 0;
+	if (w && fclose(w) != 0)
+		ok = false;
+	if (!ok && job->asked)
+		log_warning("read-ahead not set: %s%s%s", dev[0] ? path : "the mount is not in "
+			    "/proc/self/mountinfo", dev[0] ? ": " : "", dev[0] ? strerror(errno) : "");
+	g_free(path);
+	g_free(job->mountpoint);
+	g_free(job);
+	return NULL;
+}
+
+/* A thread of ours: with every signal blocked, so that signals reach the loop's thread
+ * (libfuse wakes it from the signal handler's EINTR; a SIGINT taken by another thread would
+ * leave the mount up), as libfuse starts its workers. */
+static GThread *thread_new(const char *name, GThreadFunc fn, gpointer data)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	GThread *t = g_thread_new(name, fn, data);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return t;
 }
 
 /* Check the mountpoint before any work, for a clear message. */
@@ -239,7 +324,7 @@ static void ensure_std_fds(void)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .uid = -1, .gid = -1, .umask = -1 };
+	struct options o = { .uid = -1, .gid = -1, .umask = -1, .readahead = INT_MIN };
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct tm_block *block = NULL;
 	struct tm_index *index = NULL;
@@ -268,6 +353,10 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 	source_for_log = o.source;
+	if (o.readahead != INT_MIN && (o.readahead < 0 || o.readahead > 1 << 20)) {
+		fprintf(stderr, "tarmount: -o readahead=%d: KiB from 0 to 1048576\n", o.readahead);
+		goto out_args;
+	}
 	if (!mountpoint_ok(cmd.mountpoint) || !fuse_device_ok())
 		goto out_args;
 
@@ -356,15 +445,15 @@ int main(int argc, char **argv)
 	}
 	GThread *saver = NULL;
 	if (job.path && !loaded) {
-		/* Signals must reach the loop's thread: libfuse wakes it from the signal handler's
-		 * EINTR, so a SIGINT taken by the saver would leave the mount up.  The saver
-		 * starts with every signal blocked, as libfuse starts its workers. */
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
 		job.index = index;
-		saver = g_thread_new("index-save", save_index, &job);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		saver = thread_new("index-save", save_index, &job);
+	}
+	if (o.readahead != 0) {
+		struct readahead_job *ra = g_new(struct readahead_job, 1);
+		ra->mountpoint = g_strdup(cmd.mountpoint);
+		ra->kib = o.readahead == INT_MIN ? 1024 : o.readahead;
+		ra->asked = o.readahead != INT_MIN;
+		g_thread_unref(thread_new("readahead", set_readahead, ra));
 	}
 	if (cmd.singlethread) {
 		rc = fuse_session_loop(se);

@@ -9,6 +9,8 @@
 #     changes nothing;
 #   - -o uid=N,gid=N and -o umask=M change what stat shows, and only that;
 #   - the mount table: type fuse.tarmount, the source's path as fsname, ro,nosuid,nodev;
+#   - -o readahead=KIB sets the mount's read-ahead window (default 1024), 0 leaves the
+#     kernel's, bad values are refused;
 #   - SIGTERM to the daemon unmounts cleanly; SIGINT to tarmount -f too, with exit 0;
 #   - --version, -V, --help, -h exit 0;
 #   - the archive rewritten in place while mounted (truncated, then another tar written to
@@ -279,6 +281,56 @@ for um in 077 022 7777; do
 			fail "-o umask=$um: modes are not the defaults minus $um"
 			diff <(echo "$want") "$T/umask.st" | head -10 | sed 's/^/    /'
 		fi
+	fi
+done
+
+# ---- -o readahead= -------------------------------------------------------------------------
+# The kernel's read-ahead window for the mount (/sys/class/bdi/MAJ:MIN/read_ahead_kb, set by
+# a thread of the daemon once the mount answers): 1024 KiB unless told, as told, or left alone.
+# ra_of DIR: the window, polled for up to 5 s until it is WANT
+ra_of() {
+	local dev f i v=
+	dev=$(mountpoint -d "$1") || return
+	f=/sys/class/bdi/$dev/read_ahead_kb
+	for i in $(seq 50); do
+		v=$(cat "$f" 2>/dev/null)
+		[ "$v" = "$2" ] && break
+		sleep 0.1
+	done
+	echo "$v"
+}
+if [ -d /sys/class/bdi ]; then
+	for c in "default 1024" "readahead=256 256" "readahead=4096 4096"; do
+		set -- $c
+		opts=()
+		[ "$1" = default ] || opts=(-o "$1")
+		if tm_mount "small.tar, $1" "$A" "$M" "${opts[@]}"; then
+			got=$(ra_of "$M" "$2")
+			[ "$got" = "$2" ] && ok "$1: the mount reads ahead $got KiB" ||
+				fail "$1: read_ahead_kb is '$got', want $2"
+			tar -xOf "$A" f | cmp -s - "$M/f" && ok "$1: f reads right" || fail "$1: f differs from tar -xO"
+			tm_umount "small.tar, $1" "$M"
+		fi
+	done
+	# readahead=0: the kernel's own window stays (whatever it is, not ours)
+	if tm_mount "small.tar, readahead=0" "$A" "$M" -o readahead=0; then
+		sleep 0.5
+		got=$(ra_of "$M" none)
+		[ -n "$got" ] && [ "$got" != 1024 ] && ok "readahead=0: the kernel's window stays ($got KiB)" ||
+			fail "readahead=0: read_ahead_kb is '$got'"
+		tm_umount "small.tar, readahead=0" "$M"
+	fi
+else
+	fail "no /sys/class/bdi: read-ahead not tested"
+fi
+for bad in -1 1048577 x; do
+	timeout 30 "$TARMOUNT" -o readahead=$bad "$A" "$M" >"$T/out" 2>"$T/err"
+	RC=$?
+	if [ "$RC" != 0 ] && [ "$RC" -lt 124 ] && grep -q readahead "$T/err" && ! is_mounted "$M"; then
+		ok "-o readahead=$bad: refused: $(head -n 1 "$T/err")"
+	else
+		fail "-o readahead=$bad: want a refusal naming the option $(last)"
+		is_mounted "$M" && tm_umount "readahead=$bad" "$M"
 	fi
 done
 

@@ -384,6 +384,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* Every listing carries the attributes: ours cost nothing, and the kernel's "auto"
+	 * mode would list a directory's later pages without them and then send a LOOKUP for
+	 * each name a walk stats (find -ls on the Linux tarball: 7,072 LOOKUPs more, 40 %
+	 * more requests). */
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 /* Every operation that would change the tree: the mount is read-only. */

@@ -11,7 +11,8 @@
 #     device, xattr and content agree (see treecmp.py for the differences it allows);
 #   - `find M -ls` and `ls -lR M` exit 0, say nothing on stderr and list as many lines as
 #     the same commands on the extraction;
-#   - fusermount3 -u: the mount is gone and the daemon exits within seconds.
+#   - fusermount3 -u: the mount is gone and the daemon exits within seconds;
+# and a walk over directories of many entries sends listings with attributes, no lookups.
 # CORPUS_ONLY=REGEX (by hand) restricts the archives by name.
 . "$(dirname "$0")/lib.sh"
 
@@ -137,5 +138,37 @@ while IFS=$'\t' read -r name flags desc; do
 	chmod -R u+rwx "$x" 2>/dev/null
 	rm -rf "$x"
 done < <(cat "$T/corpus/manifest.tsv" "$T/extra.tsv")
+
+# ---- a walk costs listings, not lookups -------------------------------------------------------
+# Listings carry attributes (READDIRPLUS every time, not the kernel's "auto" mode, which lists
+# a big directory's later pages without them): find -ls over directories of many long names
+# then needs no LOOKUP at all.  Counted in libfuse's -d trace.
+W=$T/walk
+mkdir -p "$W/src/d1" "$W/src/d2/d3"
+for i in $(seq 400); do
+	n=$(printf 'a-rather-long-file-name-so-that-a-listing-fills-several-pages-%04d' "$i")
+	: >"$W/src/d1/$n"
+	[ "$i" -le 150 ] && : >"$W/src/d2/d3/$n"
+done
+tar -C "$W/src" -cf "$W/walk.tar" . || fail "tar of the walk tree"
+mkdir -p "$W/m"
+MOUNTS+=("$W/m")
+"$TARMOUNT" -d "$W/walk.tar" "$W/m" >"$T/trace.out" 2>"$T/trace" &
+for _ in $(seq 100); do is_mounted "$W/m" && break; sleep 0.1; done
+if is_mounted "$W/m"; then
+	got=$(find "$W/m" -ls 2>&1 | wc -l)
+	timeout 20 fusermount3 -u "$W/m"
+	wait
+	lookups=$(grep -c 'opcode: LOOKUP' "$T/trace")
+	plus=$(grep -c 'opcode: READDIRPLUS' "$T/trace")
+	plain=$(grep -c 'opcode: READDIR ' "$T/trace")
+	if [ "$got" = 554 ] && [ "$lookups" = 0 ] && [ "$plain" = 0 ] && [ "$plus" -ge 4 ]; then
+		ok "find -ls of 554 entries: $plus READDIRPLUS, no READDIR, no LOOKUP"
+	else
+		fail "find -ls: $got lines (want 554), $lookups LOOKUP (want 0), $plain READDIR (want 0), $plus READDIRPLUS"
+	fi
+else
+	fail "tarmount -d walk.tar: not mounted: $(head -c 300 "$T/trace")"
+fi
 
 finish

@@ -33,7 +33,7 @@ struct options {
 	int64_t uid, gid;
 	int umask;
 	int quiet;
-	int readahead; /* KiB; INT_MIN: not given */
+	int readahead; /* KiB; INT_MIN: not given; negative: a default, not asked for */
 	int show_help, show_version;
 	int nonopt; /* positional arguments seen */
 };
@@ -182,7 +182,8 @@ static void usage(const char *prog)
 	       "    -o timeout=SECONDS     NBD: fail a stalled request after this long (30)\n"
 	       "    -o index=PATH          where to keep the index (default ~/.cache/tarmount)\n"
 	       "    -o noindex             neither read nor write an index file\n"
-	       "    -o readahead=KIB       the kernel's read-ahead window (default 1024; root)\n"
+	       "    -o readahead=KIB       the kernel's read-ahead window (root; default: the\n"
+	       "                           kernel's, or 1024 for NBD, direct and cached reads)\n"
 	       "    -V, --version          print the version\n"
 	       "    -h, --help             this help\n\n",
 	       prog);
@@ -448,11 +449,19 @@ int main(int argc, char **argv)
 		job.index = index;
 		saver = thread_new("index-save", save_index, &job);
 	}
-	if (o.readahead != 0) {
+	/* Unless asked: reads spliced from the source's descriptor (a file, a device read
+	 * through the page cache) are fastest in the kernel's 128 KiB requests (measured here:
+	 * 1 MiB ones take twice as long); reads we copy (NBD, O_DIRECT, the cache) gain from
+	 * 1 MiB requests, which make fewer, larger backend reads (NBD: 15 % faster). */
+	int spliceable_fd;
+	uint64_t fd_base;
+	if (o.readahead == INT_MIN && !tm_block_get_fd(block, &spliceable_fd, &fd_base))
+		o.readahead = -1024;
+	if (o.readahead != 0 && o.readahead != INT_MIN) {
 		struct readahead_job *ra = g_new(struct readahead_job, 1);
 		ra->mountpoint = g_strdup(cmd.mountpoint);
-		ra->kib = o.readahead == INT_MIN ? 1024 : o.readahead;
-		ra->asked = o.readahead != INT_MIN;
+		ra->kib = abs(o.readahead);
+		ra->asked = o.readahead > 0;
 		g_thread_unref(thread_new("readahead", set_readahead, ra));
 	}
 	if (cmd.singlethread) {

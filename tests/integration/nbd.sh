@@ -229,6 +229,11 @@ if start_nbdkit file "$K" --filter=log file "$A" logfile="$T/file.connlog"; then
 		fi
 		grep -q 'tarmount' <(mount_line "$M") && ok "tarmount over nbdkit file: in /proc/mounts" ||
 			fail "tarmount over nbdkit file: not a tarmount in /proc/mounts: $(mount_line "$M")"
+		# reads over NBD are copied, not spliced: a 1 MiB read-ahead window by default
+		ra=/sys/class/bdi/$(mountpoint -d "$M")/read_ahead_kb
+		for _ in $(seq 50); do [ "$(cat "$ra" 2>/dev/null)" = 1024 ] && break; sleep 0.1; done
+		[ "$(cat "$ra" 2>/dev/null)" = 1024 ] && ok "tarmount over nbdkit file: read-ahead 1024 KiB" ||
+			fail "tarmount over nbdkit file: read_ahead_kb is '$(cat "$ra" 2>&1)', want 1024"
 		tm_umount "tarmount over nbdkit file" "$M"
 	fi
 	stop_server "$T/file.pid"

@@ -16,9 +16,14 @@
 /* The longest name the kernel's FUSE client passes (FUSE_NAME_MAX). */
 #define FUSE_NAME_LIMIT 1024
 
+/* Every operation but init starts here. */
 static struct tm_fs *fs_of(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	struct tm_fs *fs = fuse_req_userdata(req);
+	if (fs->first_request && !atomic_load_explicit(&fs->first_done, memory_order_acquire) &&
+	    !atomic_exchange(&fs->first_done, true))
+		fs->first_request(fs->first_request_ud);
+	return fs;
 }
 
 int tm_fuse_errno(const struct tm_kv_error *err)

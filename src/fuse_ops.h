@@ -6,12 +6,14 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "kv.h"
 
-/* What the operations read; set up before the session starts, read-only afterwards. */
+/* What the operations read; set up before the session starts, read-only afterwards (but
+ * first_done). */
 struct tm_fs {
 	struct tm_kv kv;
 	const struct tm_index *index;
@@ -26,6 +28,11 @@ struct tm_fs {
 	/* Whether any entry has xattrs.  When none does, getxattr and listxattr answer ENOSYS,
 	 * and the kernel stops asking (ls -l asks for every file). */
 	bool has_xattrs;
+	/* Called once, by the first request after INIT (the kernel has then taken the INIT
+	 * reply); NULL for nothing. */
+	void (*first_request)(void *ud);
+	void *first_request_ud;
+	atomic_bool first_done;
 	/* Reports a backend failure (once daemonised: to syslog). */
 	void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 };

@@ -208,56 +208,52 @@ static void unescape_octal(char *s)
 }
 
 /* The kernel reads ahead on a FUSE mount by the window of the mount's backing device info,
- * 128 KiB by default, so a sequential read costs one request per 128 KiB although a request
- * may carry 1 MiB (libfuse offers 256 pages).  The window is
- * /sys/class/bdi/MAJOR:MINOR/read_ahead_kb, MAJOR:MINOR being the mount's device number in
- * mountinfo.  It must be written once the kernel has our INIT reply, which caps it: a stat
- * of the mountpoint waits for that, so this runs in a thread of its own while the loop
- * answers.  Only root may write the file: for anyone else the kernel's default stays. */
+ * 128 KiB by default.  The window is /sys/class/bdi/MAJOR:MINOR/read_ahead_kb, MAJOR:MINOR
+ * being the mount's device number in mountinfo.  The kernel caps it when it takes our INIT
+ * reply, so it is written when the first request after INIT comes (tm_fs.first_request):
+ * not from a stat of the mountpoint, which would be this daemon asking itself.  Only root
+ * may write the file: for anyone else the kernel's window stays. */
 struct readahead_job {
-	char *mountpoint;
+	char path[80]; /* the sysfs file, or "" when the mount was not found */
 	int kib;
 	bool asked;
 };
 
-static gpointer set_readahead(gpointer data)
+static void readahead_find(struct readahead_job *job, const char *mountpoint)
 {
-	struct readahead_job *job = data;
-	struct stat st;
-	char dev[32] = "";
-	if (stat(job->mountpoint, &st) == 0) {
-		FILE *f = fopen("/proc/self/mountinfo", "re");
-		char *line = NULL;
-		size_t cap = 0;
-		/* ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...; the last match is the newest mount */
-		while (f && getline(&line, &cap, f) > 0) {
-			char *save, *fld[5];
-			int n = 0;
-			for (char *t = strtok_r(line, " ", &save); t && n < 5;
-			     t = strtok_r(NULL, " ", &save))
-				fld[n++] = t;
-			if (n < 5)
-				continue;
-			unescape_octal(fld[4]);
-			if (!strcmp(fld[4], job->mountpoint))
-				g_strlcpy(dev, fld[2], sizeof dev);
-		}
-		free(line);
-		if (f)
-			fclose(f);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	job->path[0] = '\0';
+	/* ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...; the last match is the newest mount */
+	while (f && getline(&line, &cap, f) > 0) {
+		char *save, *fld[5];
+		int n = 0;
+		for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
+			fld[n++] = t;
+		if (n < 5)
+			continue;
+		unescape_octal(fld[4]);
+		if (!strcmp(fld[4], mountpoint) && strlen(fld[2]) < 32)
+			snprintf(job->path, sizeof job->path, "/sys/class/bdi/%s/read_ahead_kb",
+				 fld[2]);
 	}
-	char *path = g_strdup_printf("/sys/class/bdi/%s/read_ahead_kb", dev);
-	FILE *w = dev[0] ? fopen(path, "we") : NULL;
+	free(line);
+	if (f)
+		fclose(f);
+}
+
+static void readahead_set(void *data)
+{
+	const struct readahead_job *job = data;
+	FILE *w = job->path[0] ? fopen(job->path, "we") : NULL;
 	bool ok = w && fprintf(w, "%d\n", job->kib) > 0;
 	if (w && fclose(w) != 0)
 		ok = false;
 	if (!ok && job->asked)
-		log_warning("read-ahead not set: %s%s%s", dev[0] ? path : "the mount is not in "
-			    "/proc/self/mountinfo", dev[0] ? ": " : "", dev[0] ? strerror(errno) : "");
-	g_free(path);
-	g_free(job->mountpoint);
-	g_free(job);
-	return NULL;
+		log_warning("read-ahead not set: %s%s%s",
+			    job->path[0] ? job->path : "the mount is not in /proc/self/mountinfo",
+			    job->path[0] ? ": " : "", job->path[0] ? strerror(errno) : "");
 }
 
 /* A thread of ours: with every signal blocked, so that signals reach the loop's thread
@@ -457,12 +453,11 @@ int main(int argc, char **argv)
 	uint64_t fd_base;
 	if (o.readahead == INT_MIN && !tm_block_get_fd(block, &spliceable_fd, &fd_base))
 		o.readahead = -1024;
+	struct readahead_job ra = { .kib = abs(o.readahead), .asked = o.readahead > 0 };
 	if (o.readahead != 0 && o.readahead != INT_MIN) {
-		struct readahead_job *ra = g_new(struct readahead_job, 1);
-		ra->mountpoint = g_strdup(cmd.mountpoint);
-		ra->kib = abs(o.readahead);
-		ra->asked = o.readahead > 0;
-		g_thread_unref(thread_new("readahead", set_readahead, ra));
+		readahead_find(&ra, cmd.mountpoint);
+		fs.first_request = readahead_set;
+		fs.first_request_ud = &ra;
 	}
 	if (cmd.singlethread) {
 		rc = fuse_session_loop(se);

@@ -453,8 +453,9 @@ int main(int argc, char **argv)
 	uint64_t fd_base;
 	if (o.readahead == INT_MIN && !tm_block_get_fd(block, &spliceable_fd, &fd_base))
 		o.readahead = -1024;
-	struct readahead_job ra = { .kib = abs(o.readahead), .asked = o.readahead > 0 };
+	struct readahead_job ra = { .asked = o.readahead > 0 };
 	if (o.readahead != 0 && o.readahead != INT_MIN) {
+		ra.kib = abs(o.readahead);
 		readahead_find(&ra, cmd.mountpoint);
 		fs.first_request = readahead_set;
 		fs.first_request_ud = &ra;

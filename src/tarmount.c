@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -385,8 +386,15 @@ int main(int argc, char **argv)
 			g_clear_pointer(&index, tm_index_free);
 		loaded = index != NULL;
 	}
-	if (!index)
+	if (!index) {
 		index = tm_index_build(block, &iopts, &berr);
+#ifdef __GLIBC__
+		/* The builder's tables are freed, but glibc keeps up to 64 MiB of free heap
+		 * once large blocks have been freed: give it back (1,000,000 entries: 107 MB of
+		 * RSS after mounting, 94 MB after this). */
+		malloc_trim(0);
+#endif
+	}
 	if (index && loaded && (index->errors || index->warnings) && !o.quiet)
 		fprintf(stderr, "tarmount: %s: warning: %u errors and %u warnings when the archive "
 				"was indexed (-o noindex shows them)\n", o.source, index->errors,

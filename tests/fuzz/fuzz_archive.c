@@ -16,19 +16,6 @@
 
 #include "fuzz_common.h"
 
-static void fix_checksum(uint8_t *blk)
-{
-	memset(blk + 148, ' ', 8);
-	unsigned sum = 0;
-	for (int i = 0; i < TM_TAR_BLOCK; i++)
-		sum += blk[i];
-	char buf[16];
-	snprintf(buf, sizeof buf, "%06o", sum & 0777777);
-	memcpy(blk + 148, buf, 6);
-	blk[154] = 0;
-	blk[155] = ' ';
-}
-
 /* Follow the headers as the reader does (header, old GNU extension blocks, data) and make
  * each header's checksum right. */
 static void fix_checksums(uint8_t *a, size_t len)
@@ -39,7 +26,7 @@ static void fix_checksums(uint8_t *a, size_t len)
 		uint8_t *blk = a + pos;
 		if (!memcmp(blk, zero, TM_TAR_BLOCK))
 			break;
-		fix_checksum(blk);
+		fz_fix_checksum(blk);
 		int64_t size;
 		if (!tm_tar_number(blk + 124, 12, &size) || size < 0)
 			break;

@@ -75,6 +75,20 @@ static inline void fz_check_err(const char *err, size_t size)
 		 "error message spans lines: %s", err);
 }
 
+/* Write the unsigned checksum of a header block into its field, as GNU tar does. */
+static inline void fz_fix_checksum(uint8_t *blk)
+{
+	memset(blk + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < TM_TAR_BLOCK; i++)
+		sum += blk[i];
+	char buf[16];
+	snprintf(buf, sizeof buf, "%06o", sum & 0777777);
+	memcpy(blk + 148, buf, 6);
+	blk[154] = 0;
+	blk[155] = ' ';
+}
+
 /* ---- little-endian reads from the input ---- */
 
 static inline uint32_t fz_le32(const uint8_t *p)

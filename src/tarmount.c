@@ -34,13 +34,23 @@ struct options {
 	int64_t uid, gid;
 	int umask;
 	int quiet;
+	int others_see;		   /* allow_other or allow_root given */
+	int default_permissions;   /* given by the user */
+	int ignore_permissions;	   /* the opt-out: no mode checks even when others see */
 	int readahead; /* KiB; INT_MIN: not given; negative: a default, not asked for */
 	int show_help, show_version;
 	int nonopt; /* positional arguments seen */
 };
 
+/* Options of libfuse's that we need to know about but leave on the line for libfuse. */
+enum { KEY_OTHERS_SEE, KEY_DEFAULT_PERMISSIONS };
+
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 static const struct fuse_opt option_spec[] = {
+	FUSE_OPT_KEY("allow_other", KEY_OTHERS_SEE),
+	FUSE_OPT_KEY("allow_root", KEY_OTHERS_SEE),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+	OPT("ignore_permissions", ignore_permissions, 1),
 	OPT("uid=%" SCNd64, uid, 0),
 	OPT("gid=%" SCNd64, gid, 0),
 	OPT("umask=%o", umask, 0),
@@ -156,8 +166,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 {
 	struct options *o = data;
 	(void)outargs;
+	if (key == KEY_OTHERS_SEE)
+		o->others_see = 1;
+	if (key == KEY_DEFAULT_PERMISSIONS)
+		o->default_permissions = 1;
 	if (key != FUSE_OPT_KEY_NONOPT)
-		return 1;
+		return 1; /* libfuse's */
 	if (o->nonopt++ == 0) {
 		o->source = strdup(arg);
 		return 0; /* ours; the next one is the mountpoint, for libfuse */
@@ -185,6 +199,9 @@ static void usage(const char *prog)
 	       "    -o noindex             neither read nor write an index file\n"
 	       "    -o readahead=KIB       the kernel's read-ahead window (root; default: the\n"
 	       "                           kernel's, or 1024 for NBD, direct and cached reads)\n"
+	       "    -o ignore_permissions  with allow_other or allow_root: do not enforce the\n"
+	       "                           modes and owners shown (every member readable by\n"
+	       "                           every user who can reach the mount)\n"
 	       "    -V, --version          print the version\n"
 	       "    -h, --help             this help\n\n",
 	       prog);
@@ -416,6 +433,11 @@ int main(int argc, char **argv)
 	fuse_opt_insert_arg(&args, 1, "-onosuid,nodev");
 	fuse_opt_add_arg(&args, mopts);
 	fuse_opt_add_arg(&args, "-oro");
+	/* A mount others can see is checked by the kernel against the modes and owners
+	 * getattr gives (after uid=, gid=, umask=), as a kernel filesystem would be; we do no
+	 * checks of our own.  Without allow_other only the mounting user gets in at all. */
+	if (o.others_see && !o.ignore_permissions && !o.default_permissions)
+		fuse_opt_add_arg(&args, "-odefault_permissions");
 	g_free(mopts);
 	g_free(fsopt);
 	free(fsname);

@@ -7,7 +7,9 @@
 #   - an fstab line through `mount -T TMPFSTAB MNT` (and by source), so that the real
 #     /etc/fstab is never read for this nor changed (checked);
 #   - every mount: type fuse.tarmount, the source as fsname, ro, the files readable, the
-#     options applied; umount(8) removes it and the daemon exits.
+#     options applied; umount(8) removes it and the daemon exits;
+#   - the fstab line with allow_other: default_permissions added, so uid 65534 reads the
+#     0644 file but not the root-owned 0600 one.
 #
 # mount(8) runs its helpers without PATH (util-linux 2.38 drops it), so mount.fuse3's
 # /bin/sh looks tarmount up in the shell's default path.  Rather than install anything, the
@@ -20,7 +22,7 @@
 
 
 need_fuse
-need_cmd mount umount unshare mount.fuse3 tar sha256sum
+need_cmd mount umount unshare mount.fuse3 tar sha256sum setpriv
 if [ -z "${TARMOUNT_FSTAB_NS:-}" ]; then
 	unshare -m --propagation private true 2>/dev/null ||
 		skip_or_fail "needs unshare -m (a private mount namespace)"
@@ -29,6 +31,7 @@ if [ -z "${TARMOUNT_FSTAB_NS:-}" ]; then
 fi
 setup_tmp
 umask 022
+chmod 755 "$T" # mktemp's 0700: the other user must reach the mount
 etc_fstab_sum=$(sha256sum /etc/fstab 2>/dev/null)
 
 BIN=$T/bin
@@ -54,6 +57,8 @@ echo "hello from the archive" >"$T/src/hello.txt"
 head -c 300000 /dev/urandom >"$T/src/sub/data.bin"
 chown 42:43 "$T/src/hello.txt"
 chmod 0644 "$T/src/hello.txt"
+echo "root only" >"$T/src/secret"
+chmod 0600 "$T/src/secret"
 tar -cf "$T/a.tar" -C "$T/src" . || fail "tar -c"
 A=$T/a.tar
 M=$T/m
@@ -144,7 +149,13 @@ tmpfs $T/unused tmpfs noauto 0 0
 $A $M fuse.tarmount ro,allow_other,nofail 0 0
 FSTABEOF
 mnt "mount -T FSTAB M" mount -T "$FSTAB" "$M"
-if check_mounted "fstab, mount -T FSTAB M" allow_other; then
+if check_mounted "fstab, mount -T FSTAB M" allow_other default_permissions; then
+	as_other() { (cd / && setpriv --reuid=65534 --regid=65534 --clear-groups "$@"); }
+	if as_other cat "$M/hello.txt" >/dev/null 2>&1 && ! as_other cat "$M/secret" >/dev/null 2>&1; then
+		ok "fstab allow_other: uid 65534 reads hello.txt (0644) but not secret (0600, root)"
+	else
+		fail "fstab allow_other: uid 65534 should read hello.txt and not secret: $(as_other cat "$M/hello.txt" "$M/secret" 2>&1 | tr '\n' '|')"
+	fi
 	# mount.fuse3 run by root adds dev,suid unless the line says nodev/nosuid, so this line
 	# gives a mount that honours set-user-ID bits and devices: reported, not failed (the
 	# README promises nosuid,nodev "unless you ask"; here mount.fuse3 asks)

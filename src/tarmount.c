@@ -34,9 +34,9 @@ struct options {
 	int64_t uid, gid;
 	int umask;
 	int quiet;
-	int others_see;		   /* allow_other or allow_root given */
-	int default_permissions;   /* given by the user */
-	int ignore_permissions;	   /* the opt-out: no mode checks even when others see */
+	int others_see; /* allow_other or allow_root given */
+	int default_permissions; /* given by the user */
+	int ignore_permissions; /* the opt-out: no mode checks even when others see */
 	int readahead; /* KiB; INT_MIN: not given; negative: a default, not asked for */
 	int show_help, show_version;
 	int nonopt; /* positional arguments seen */
@@ -435,7 +435,9 @@ int main(int argc, char **argv)
 	fuse_opt_add_arg(&args, "-oro");
 	/* A mount others can see is checked by the kernel against the modes and owners
 	 * getattr gives (after uid=, gid=, umask=), as a kernel filesystem would be; we do no
-	 * checks of our own.  Without allow_other only the mounting user gets in at all. */
+	 * checks of our own.  Without allow_other only the mounting user gets in at all.
+	 * allow_root is allow_other to the kernel, with libfuse refusing others' requests: the
+	 * kernel answers some of them from what it cached for root without asking us. */
 	if (o.others_see && !o.ignore_permissions && !o.default_permissions)
 		fuse_opt_add_arg(&args, "-odefault_permissions");
 	g_free(mopts);

@@ -43,6 +43,10 @@ struct tm_block_info {
 	 * window); 0 means size_sectors * sector_size.  Reading the last sector gives zeros
 	 * past this length. */
 	uint64_t size_bytes;
+	/* The size is not known yet (a compressed stream still being scanned): size_sectors
+	 * is an upper bound, a read past the real end fails with TM_BLOCK_OUT_OF_RANGE, and
+	 * after such a failure get_info gives the exact size. */
+	bool size_pending;
 };
 
 struct tm_block;

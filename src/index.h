@@ -71,6 +71,10 @@ struct tm_index {
 	unsigned warnings, errors;
 	bool truncated;        /* the archive ended without an end-of-archive marker */
 	uint64_t fingerprint;  /* of a sample of the archive's header blocks (see below) */
+	/* Loaded from an index file: its other sections (NULL when absent). */
+	const void *seek;      /* the decompressor's seek table (tm_decomp_table) */
+	uint64_t seek_len;
+	const char *source;    /* the source's path when it was saved */
 	void *storage;         /* private: owns the arrays when built in memory */
 	void *map;             /* private: the mapped index file, when loaded from one */
 	size_t map_len;
@@ -86,6 +90,8 @@ struct tm_index_options {
 	/* Called now and then with the bytes scanned and members read; NULL for none. */
 	void (*progress)(void *ud, uint64_t bytes, uint64_t members);
 	void *progress_ud;
+	/* Leave the fingerprint 0 (a source whose reads cost a decode: the caller sets it). */
+	bool no_fingerprint;
 };
 
 /* Scan the archive on b and build its index.  Returns NULL, with err or a TM_TAR_ERROR
@@ -101,10 +107,17 @@ void tm_index_free(struct tm_index *idx);
  * version, the source's identity (see tm_block_identity) and checksums of the header and
  * the data.  Loading maps it read-only: ready in the time it takes to check it. */
 
-/* Write idx to path atomically (a temporary file renamed over it).  Returns false with a
- * message in why. */
+/* What an index file holds beside the index. */
+struct tm_index_extra {
+	const void *seek;   /* a decompressor's seek table, or NULL */
+	uint64_t seek_len;
+	const char *source; /* the source's absolute path, or NULL */
+};
+
+/* Write idx (and extra, which may be NULL) to path atomically (a temporary file renamed
+ * over it).  Returns false with a message in why. */
 bool tm_index_save(const struct tm_index *idx, const char *path, const char *source_id,
-		   char *why, size_t why_len);
+		   const struct tm_index_extra *extra, char *why, size_t why_len);
 /* Map the index at path if it is intact and describes source_id; NULL with a message in why
  * otherwise (missing, another format version, another source, truncated, corrupt). */
 struct tm_index *tm_index_load(const char *path, const char *source_id, char *why,

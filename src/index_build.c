@@ -630,7 +630,7 @@ struct tm_index *tm_index_build(struct tm_block *blk, const struct tm_index_opti
 	}
 	struct tm_index *idx = freeze(&b);
 	builder_clear(&b);
-	if (!tm_index_fingerprint(idx, blk, &idx->fingerprint, err))
+	if (!b.opts->no_fingerprint && !tm_index_fingerprint(idx, blk, &idx->fingerprint, err))
 		g_clear_pointer(&idx, tm_index_free);
 	return idx;
 }

@@ -19,7 +19,7 @@
 #include "index.h"
 
 #define MAGIC "TARMIDX\n"
-#define FORMAT_VERSION 2u
+#define FORMAT_VERSION 3u
 
 struct file_header {
 	char magic[8];
@@ -31,6 +31,8 @@ struct file_header {
 	uint64_t strings_len, aux_len;
 	uint64_t off_inodes, off_dentries, off_children, off_strings, off_aux, file_size;
 	uint64_t fingerprint; /* see tm_index_fingerprint */
+	/* Sections beside the index: the decompressor's seek table, the source's path. */
+	uint64_t off_seek, seek_len, off_source, source_len;
 	uint64_t data_hash;   /* of bytes [header_size, file_size) */
 	uint64_t header_hash; /* of this header with header_hash zero */
 };
@@ -81,8 +83,11 @@ static bool write_all(int fd, const void *p, size_t len)
 }
 
 bool tm_index_save(const struct tm_index *idx, const char *path, const char *source_id,
-		   char *why, size_t why_len)
+		   const struct tm_index_extra *extra, char *why, size_t why_len)
 {
+	static const struct tm_index_extra none;
+	if (!extra)
+		extra = &none;
 	struct file_header h = { .version = FORMAT_VERSION, .header_size = sizeof h };
 	memcpy(h.magic, MAGIC, 8);
 	memcpy(h.source_id, source_id, 64);
@@ -101,7 +106,11 @@ bool tm_index_save(const struct tm_index *idx, const char *path, const char *sou
 		{ idx->children, (uint64_t)idx->nchildren * sizeof *idx->children, &h.off_children },
 		{ idx->strings, idx->strings_len, &h.off_strings },
 		{ idx->aux, idx->aux_len, &h.off_aux },
+		{ extra->seek, extra->seek_len, &h.off_seek },
+		{ extra->source, extra->source ? strlen(extra->source) + 1 : 0, &h.off_source },
 	};
+	h.seek_len = extra->seek_len;
+	h.source_len = extra->source ? strlen(extra->source) + 1 : 0;
 	uint64_t at = align8(sizeof h);
 	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++) {
 		*sec[i].off = at;
@@ -172,6 +181,8 @@ static bool header_ok(const struct file_header *h, uint64_t size, const char *so
 		{ h->off_children, (uint64_t)h->nchildren * sizeof(uint32_t) },
 		{ h->off_strings, h->strings_len },
 		{ h->off_aux, h->aux_len },
+		{ h->off_seek, h->seek_len },
+		{ h->off_source, h->source_len },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++)
 		if (sec[i].off % 8 || sec[i].off < sizeof *h || sec[i].off > size ||
@@ -180,6 +191,8 @@ static bool header_ok(const struct file_header *h, uint64_t size, const char *so
 	if (h->ninodes == 0 || h->strings_len == 0 || h->strings_len >= TM_NONE ||
 	    h->aux_len >= TM_NONE)
 		return REFUSE("bad counts");
+	if (h->source_len && ((const uint8_t *)h)[h->off_source + h->source_len - 1] != '\0')
+		return REFUSE("source path not terminated");
 	return true;
 }
 
@@ -341,6 +354,9 @@ struct tm_index *tm_index_load(const char *path, const char *source_id, char *wh
 	idx->members = h->members, idx->archive_end = h->archive_end;
 	idx->warnings = h->warnings, idx->errors = h->errors, idx->truncated = h->truncated;
 	idx->fingerprint = h->fingerprint;
+	idx->seek = h->seek_len ? base + h->off_seek : NULL;
+	idx->seek_len = h->seek_len;
+	idx->source = h->source_len ? (const char *)base + h->off_source : NULL;
 	idx->map = map;
 	idx->map_len = (size_t)st.st_size;
 	if (!structure_ok(idx, why, why_len)) {
@@ -371,7 +387,7 @@ struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options
 	if (idx) {
 		*loaded = true;
 	} else if ((idx = tm_index_build(b, opts, err)) &&
-		   !tm_index_save(idx, where, id, why, sizeof why) && opts && opts->diag) {
+		   !tm_index_save(idx, where, id, NULL, why, sizeof why) && opts && opts->diag) {
 		char msg[400];
 		snprintf(msg, sizeof msg, "index not saved: %s", why);
 		opts->diag(opts->diag_ud, TM_TAR_WARNING, 0, NULL, msg);

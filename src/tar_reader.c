@@ -22,6 +22,7 @@ struct tm_tar_reader {
 	tm_tar_diag_fn diag;
 	void *ud;
 	uint64_t dev_size;
+	bool size_pending;       /* dev_size is an upper bound (see tm_block_info) */
 	uint64_t pos;            /* offset of the next header */
 	bool done;
 	bool truncated;
@@ -67,7 +68,10 @@ struct tm_tar_reader *tm_tar_reader_new(struct tm_block *b, tm_tar_diag_fn fn, v
 	r->b = b;
 	r->diag = fn;
 	r->ud = ud;
-	r->dev_size = tm_block_size_bytes(b);
+	struct tm_block_info info;
+	tm_block_get_info(b, &info);
+	r->dev_size = info.size_bytes ? info.size_bytes : info.size_sectors * info.sector_size;
+	r->size_pending = info.size_pending;
 	r->win = g_malloc(READAHEAD);
 	tm_pax_init(&r->global);
 	tm_pax_init(&r->local);
@@ -110,27 +114,68 @@ uint64_t tm_tar_reader_position(const struct tm_tar_reader *r)
 	return r->pos;
 }
 
+/* A read failed past the end of a device whose size was pending: learn the real size.
+ * False when that failed (err says why). */
+static bool size_learned(struct tm_tar_reader *r, struct tm_block_error *err)
+{
+	if (!r->size_pending || err->code != TM_BLOCK_OUT_OF_RANGE)
+		return false;
+	struct tm_block_info info;
+	tm_block_get_info(r->b, &info);
+	if (info.size_pending)
+		return false;
+	r->size_pending = false;
+	r->dev_size = info.size_bytes ? info.size_bytes : info.size_sectors * info.sector_size;
+	return true;
+}
+
+/* pread that learns the size of a pending device: 1 read, 0 past the end, -1 error. */
+static int read_at(struct tm_tar_reader *r, void *buf, size_t len, uint64_t off,
+		   struct tm_block_error *err)
+{
+	if (off > r->dev_size || len > r->dev_size - off)
+		return 0;
+	if (tm_block_pread(r->b, buf, len, off, err) == 0)
+		return 1;
+	if (!size_learned(r, err))
+		return -1;
+	return read_at(r, buf, len, off, err);
+}
+
+/* Whether the device holds bytes up to end (for a pending size, by reading the last). */
+static int reaches(struct tm_tar_reader *r, uint64_t end, struct tm_block_error *err)
+{
+	uint8_t byte;
+	if (!r->size_pending || end == 0)
+		return end <= r->dev_size;
+	return read_at(r, &byte, 1, end - 1, err);
+}
+
 /* Make [off, off+len) available and return a pointer to it, len <= READAHEAD.  Returns NULL
  * with *eof set when the range passes the end of the device, or with err on a read error. */
 static const uint8_t *window(struct tm_tar_reader *r, uint64_t off, size_t len, bool *eof,
 			     struct tm_block_error *err)
 {
 	*eof = false;
-	if (off > r->dev_size || len > r->dev_size - off) {
-		*eof = true;
-		return NULL;
+	for (;;) {
+		if (off > r->dev_size || len > r->dev_size - off) {
+			*eof = true;
+			return NULL;
+		}
+		if (off >= r->win_off && off + len <= r->win_off + r->win_len)
+			return r->win + (off - r->win_off);
+		size_t n = READAHEAD;
+		if (n > r->dev_size - off)
+			n = (size_t)(r->dev_size - off);
+		r->win_len = 0;
+		if (tm_block_pread(r->b, r->win, n, off, err) == 0) {
+			r->win_off = off;
+			r->win_len = n;
+			return r->win;
+		}
+		if (!size_learned(r, err))
+			return NULL;
 	}
-	if (off >= r->win_off && off + len <= r->win_off + r->win_len)
-		return r->win + (off - r->win_off);
-	size_t n = READAHEAD;
-	if (n > r->dev_size - off)
-		n = (size_t)(r->dev_size - off);
-	r->win_len = 0;
-	if (tm_block_pread(r->b, r->win, n, off, err) < 0)
-		return NULL;
-	r->win_off = off;
-	r->win_len = n;
-	return r->win;
 }
 
 /* Read len bytes at off into a new buffer (NUL-terminated for convenience). */
@@ -151,7 +196,11 @@ static uint8_t *read_blob(struct tm_tar_reader *r, uint64_t off, size_t len, boo
 			return NULL;
 		}
 		memcpy(p, w, len);
-	} else if (tm_block_pread(r->b, p, len, off, err) < 0) {
+		return p;
+	}
+	int rc = read_at(r, p, len, off, err);
+	if (rc <= 0) {
+		*eof = rc == 0;
 		g_free(p);
 		return NULL;
 	}
@@ -386,6 +435,9 @@ static int build_member(struct tm_tar_reader *r, const struct tm_tar_header *h, 
 	r->pos = data_off + round_block(stored);
 	if (data_off > r->dev_size || stored > r->dev_size - data_off)
 		return 0;
+	int whole = reaches(r, data_off + stored, err);
+	if (whole <= 0)
+		return whole;
 	if (sparse) {
 		char e[TM_TAR_ERRLEN];
 		if (!tm_sparse_validate(r->sparse, logical, stored, e)) {
@@ -439,6 +491,9 @@ static void warn_truncated(struct tm_tar_reader *r, uint64_t off)
 enum tm_tar_next tm_tar_reader_next(struct tm_tar_reader *r, struct tm_tar_member **out,
 				    struct tm_block_error *err)
 {
+	struct tm_block_error local;
+	if (!err)
+		err = &local;
 	char e[TM_TAR_ERRLEN];
 	/* The last member borrowed from the extension state (its xattrs): drop it only now. */
 	if (r->handed_out) {

@@ -515,6 +515,16 @@ static int cmd_info(struct tarkv *t, int argc, char **argv)
 	       " (%.1f without names)\n",
 	       mem, idx->strings_len, idx->ndentries ? (double)mem / idx->ndentries : 0.0,
 	       idx->ndentries ? (double)(mem - idx->strings_len) / idx->ndentries : 0.0);
+	printf("compression: %s\n", tm_decomp_format_name(t->archive->format));
+	if (tm_decomp_is(t->block)) {
+		struct tm_decomp_stats st;
+		tm_decomp_stats(t->block, &st);
+		printf("compressed bytes: %" PRIu64 "\ndecompressed bytes: %" PRIu64
+		       "\nseek points: %" PRIu64 "\nseek point spacing: %" PRIu64
+		       " (mean), %" PRIu64 " (largest)\nseek table bytes: %" PRIu64 "\n",
+		       st.compressed, st.size, st.points, st.points ? st.size / st.points : 0,
+		       st.max_gap, st.table_bytes);
+	}
 	return TARKV_OK;
 }
 
@@ -558,25 +568,33 @@ static int open_source(struct tarkv *t)
 {
 	struct tm_block_error err;
 	char buf[300];
-	t->block = tm_block_open(t->source, &t->source_opts, &err);
-	if (!t->block) {
+	struct tm_block *src = tm_block_open(t->source, &t->source_opts, &err);
+	if (!src) {
 		tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
 		return TARKV_USAGE;
 	}
-	struct tm_index_options opts = { .diag = index_diag, .diag_ud = t };
-	t->index = tm_index_open(t->block, &opts, t->index_path, !t->no_index, &t->index_loaded,
-				 &err);
-	if (t->index && t->index_loaded && t->index->errors)
-		tarkv_error(t, NULL, "the archive is damaged (%u errors when it was indexed; "
-			    "--no-index shows them)", t->index->errors);
-	else if (t->index && t->index_loaded && t->index->warnings)
-		tarkv_warning(t, NULL, "%u warnings when the archive was indexed (--no-index shows "
-			      "them)", t->index->warnings);
-	if (!t->index) {
+	struct tm_archive_options o = {
+		.compression = t->compression,
+		.decomp = { .cache_size = t->source_opts.cache_size },
+		.index = { .diag = index_diag, .diag_ud = t },
+		.index_path = t->index_path,
+		.persist = !t->no_index,
+	};
+	t->archive = tm_archive_open(src, t->source, &o, &err);
+	if (!t->archive) {
 		if (err.code != TM_BLOCK_OK)
 			tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
 		return TARKV_USAGE;
 	}
+	t->index = t->archive->index;
+	t->block = t->archive->data;
+	t->index_loaded = t->archive->loaded;
+	if (t->index_loaded && t->index->errors)
+		tarkv_error(t, NULL, "the archive is damaged (%u errors when it was indexed; "
+			    "--no-index shows them)", t->index->errors);
+	else if (t->index_loaded && t->index->warnings)
+		tarkv_warning(t, NULL, "%u warnings when the archive was indexed (--no-index shows "
+			      "them)", t->index->warnings);
 	tm_kv_init(&t->kv, t->index, t->block);
 	return TARKV_OK;
 }
@@ -596,6 +614,7 @@ int main(int argc, char **argv)
 	gboolean version = FALSE, direct = FALSE, no_cache = FALSE, cache = FALSE;
 	gint partition = 0, timeout = 0;
 	gint64 offset = 0, size = 0, cache_size = 0;
+	gchar *compression = NULL;
 	GOptionEntry entries[] = {
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &t.json, "JSON output (ls, stat, find)", NULL },
 		{ "long", 'l', 0, G_OPTION_ARG_NONE, &t.long_format, "long listing (ls)", NULL },
@@ -618,6 +637,8 @@ int main(int argc, char **argv)
 		  "the index file to use (default: in ~/.cache/tarmount)", "PATH" },
 		{ "no-index", 0, 0, G_OPTION_ARG_NONE, &t.no_index,
 		  "neither read nor write an index file", NULL },
+		{ "compression", 0, 0, G_OPTION_ARG_STRING, &compression,
+		  "auto (from the magic bytes), none, gzip, zstd, xz, bzip2 or lz4", "FORMAT" },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
 		  "NBD: fail a request after this long (default 30)", "SECONDS" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
@@ -637,6 +658,12 @@ int main(int argc, char **argv)
 	if (partition < 0 || offset < 0 || size < 0 || cache_size < 0 || timeout < 0) {
 		fprintf(stderr, "tarkv: --partition, --offset, --size, --cache-size and --timeout "
 				"take non-negative numbers\n");
+		goto out;
+	}
+	t.compression = TM_DECOMP_AUTO;
+	if (compression && !tm_decomp_format_parse(compression, &t.compression)) {
+		fprintf(stderr, "tarkv: --compression=%s: not one of auto, none, gzip, zstd, xz, "
+				"bzip2, lz4\n", compression);
 		goto out;
 	}
 	t.source_opts.direct = direct;
@@ -684,11 +711,10 @@ int main(int argc, char **argv)
 	if (rc == TARKV_OK && t.index->errors)
 		rc = TARKV_USAGE;
 out:
-	if (t.index)
-		tm_index_free(t.index);
-	tm_block_disconnect(t.block);
+	tm_archive_close(t.archive);
 	g_option_context_free(ctx);
 	g_free(summary);
 	g_free(t.index_path);
+	g_free(compression);
 	return rc;
 }

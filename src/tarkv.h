@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "archive.h"
 #include "block.h"
 #include "index.h"
 #include "kv.h"
@@ -15,11 +16,13 @@ enum { TARKV_OK = 0, TARKV_FALSE = 1, TARKV_USAGE = 2 };
 
 struct tarkv {
 	const char *source;
-	struct tm_block *block;
+	struct tm_archive *archive;
+	struct tm_block *block;   /* the archive's data (decompressed when compressed) */
 	struct tm_index *index;
 	struct tm_kv kv;
 	gboolean json, long_format, recursive, quiet; /* GOption writes gboolean */
 	struct tm_block_options source_opts;
+	enum tm_decomp_format compression; /* --compression (TM_DECOMP_AUTO by default) */
 	char *index_path;   /* --index, or NULL for the default place */
 	gboolean no_index;  /* --no-index: neither read nor write an index file */
 	bool index_loaded;  /* the index came from its file */

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "fuse_ops.h"
 
 struct options {
@@ -38,6 +39,8 @@ struct options {
 	int default_permissions; /* given by the user */
 	int ignore_permissions; /* the opt-out: no mode checks even when others see */
 	int readahead; /* KiB; INT_MIN: not given; negative: a default, not asked for */
+	char *compression_name;
+	enum tm_decomp_format compression;
 	int show_help, show_version;
 	int nonopt; /* positional arguments seen */
 };
@@ -64,6 +67,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("cache_size=%" SCNu64, src.cache_size, 0),
 	OPT("timeout=%u", src.timeout, 0),
 	OPT("index=%s", index_path, 0),
+	OPT("compression=%s", compression_name, 0),
 	OPT("noindex", noindex, 1),
 	OPT("readahead=%d", readahead, 0),
 	OPT("-h", show_help, 1),
@@ -117,17 +121,10 @@ static void log_warning(const char *fmt, ...)
 	va_end(ap);
 }
 
-struct save_job {
-	const struct tm_index *index;
-	char *path;
-	char id[65];
-};
-
 static gpointer save_index(gpointer data)
 {
-	struct save_job *job = data;
 	char why[300];
-	if (!tm_index_save(job->index, job->path, job->id, why, sizeof why))
+	if (!tm_archive_save(data, why, sizeof why))
 		log_warning("index not saved: %s", why);
 	return NULL;
 }
@@ -197,6 +194,8 @@ static void usage(const char *prog)
 	       "    -o timeout=SECONDS     NBD: fail a stalled request after this long (30)\n"
 	       "    -o index=PATH          where to keep the index (default ~/.cache/tarmount)\n"
 	       "    -o noindex             neither read nor write an index file\n"
+	       "    -o compression=FORMAT  auto (default: from the magic bytes), none, gzip,\n"
+	       "                           zstd, xz, bzip2 or lz4\n"
 	       "    -o readahead=KIB       the kernel's read-ahead window (root; default: the\n"
 	       "                           kernel's, or 1024 for NBD, direct and cached reads)\n"
 	       "    -o ignore_permissions  with allow_other or allow_root: do not enforce the\n"
@@ -287,6 +286,22 @@ static GThread *thread_new(const char *name, GThreadFunc fn, gpointer data)
 	return t;
 }
 
+/* Once, at mount: what reads will cost when the stream seeks badly. */
+static void compression_advice(const struct options *o, struct tm_block *data)
+{
+	if (o->quiet || !tm_decomp_is(data))
+		return;
+	struct tm_decomp_stats st;
+	tm_decomp_stats(data, &st);
+	const char *advice = tm_decomp_advice(st.format);
+	if (st.max_gap < (64u << 20) || !advice)
+		return;
+	log_warning("%s: warning: the %s stream has %" PRIu64 " seek point%s, %" PRIu64
+		    " MiB apart at most: a read outside the cache decodes up to that much; %s",
+		    o->source, tm_decomp_format_name(st.format), st.points,
+		    st.points == 1 ? "" : "s", st.max_gap >> 20, advice);
+}
+
 /* Check the mountpoint before any work, for a clear message. */
 static bool mountpoint_ok(const char *mp)
 {
@@ -343,8 +358,8 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct tm_block *block = NULL;
 	struct tm_index *index = NULL;
+	struct tm_archive *archive = NULL;
 	struct fuse_session *se = NULL;
-	struct save_job job = { 0 };
 	int rc = 1;
 
 	ensure_std_fds();
@@ -368,6 +383,12 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 	source_for_log = o.source;
+	o.compression = TM_DECOMP_AUTO;
+	if (o.compression_name && !tm_decomp_format_parse(o.compression_name, &o.compression)) {
+		fprintf(stderr, "tarmount: -o compression=%s: not one of auto, none, gzip, zstd, "
+				"xz, bzip2, lz4\n", o.compression_name);
+		goto out_args;
+	}
 	if (o.readahead != INT_MIN && (o.readahead < 0 || o.readahead > 1 << 20)) {
 		fprintf(stderr, "tarmount: -o readahead=%d: KiB from 0 to 1048576\n", o.readahead);
 		goto out_args;
@@ -386,44 +407,41 @@ int main(int argc, char **argv)
 	}
 	struct progress prog = { .enabled = !o.quiet && isatty(2) };
 	clock_gettime(CLOCK_MONOTONIC, &prog.start);
-	struct tm_index_options iopts = {
-		.diag = index_diag, .diag_ud = &o,
-		.progress = prog.enabled ? progress : NULL, .progress_ud = &prog,
-	};
 	/* A saved index is used when current; a new one is saved by a thread once the mount
 	 * is up, so that the first mount does not wait for the write. */
-	bool loaded = false;
-	char why[300];
-	if (!o.noindex && tm_block_identity(block, job.id, &berr)) {
-		/* Absolute: the index is saved after daemonising, from "/". */
-		job.path = o.index_path ? g_canonicalize_filename(o.index_path, NULL)
-					: tm_index_default_path(job.id);
-		index = tm_index_load(job.path, job.id, why, sizeof why);
-		if (index && !tm_index_verify(index, block, why, sizeof why))
-			g_clear_pointer(&index, tm_index_free);
-		loaded = index != NULL;
-	}
-	if (!index) {
-		index = tm_index_build(block, &iopts, &berr);
+	struct tm_archive_options aopts = {
+		.compression = o.compression,
+		.decomp = { .cache_size = o.src.cache_size },
+		.index = { .diag = index_diag, .diag_ud = &o,
+			   .progress = prog.enabled ? progress : NULL, .progress_ud = &prog },
+		.index_path = o.index_path,
+		.persist = !o.noindex,
+		.defer_save = true,
+	};
+	archive = tm_archive_open(block, o.source, &aopts, &berr);
+	block = NULL;
 #ifdef __GLIBC__
-		/* The builder's tables are freed, but glibc keeps up to 64 MiB of free heap
-		 * once large blocks have been freed: give it back (1,000,000 entries: 107 MB of
-		 * RSS after mounting, 94 MB after this). */
+	/* The builder's tables are freed, but glibc keeps up to 64 MiB of free heap once large
+	 * blocks have been freed: give it back (1,000,000 entries: 107 MB of RSS after
+	 * mounting, 94 MB after this). */
+	if (archive && !archive->loaded)
 		malloc_trim(0);
 #endif
-	}
-	if (index && loaded && (index->errors || index->warnings) && !o.quiet)
-		fprintf(stderr, "tarmount: %s: warning: %u errors and %u warnings when the archive "
-				"was indexed (-o noindex shows them)\n", o.source, index->errors,
-			index->warnings);
 	if (prog.shown)
 		fputc('\n', stderr);
-	if (!index) {
+	if (!archive) {
 		if (berr.code != TM_BLOCK_OK)
 			fprintf(stderr, "tarmount: %s: %s\n", o.source,
 				tm_block_strerror(&berr, msg, sizeof msg));
-		goto out_block;
+		goto out_args;
 	}
+	index = archive->index;
+	block = archive->data;
+	if (archive->loaded && (index->errors || index->warnings) && !o.quiet)
+		fprintf(stderr, "tarmount: %s: warning: %u errors and %u warnings when the archive "
+				"was indexed (-o noindex shows them)\n", o.source, index->errors,
+			index->warnings);
+	compression_advice(&o, block);
 
 	/* Always read-only; nosuid and nodev unless asked otherwise (given first, so that a
 	 * user's -o suid or -o dev later on the line wins). */
@@ -473,10 +491,8 @@ int main(int argc, char **argv)
 		fuse_daemonize(1);
 	}
 	GThread *saver = NULL;
-	if (job.path && !loaded) {
-		job.index = index;
-		saver = thread_new("index-save", save_index, &job);
-	}
+	if (!o.noindex && !archive->loaded)
+		saver = thread_new("index-save", save_index, archive);
 	/* Unless asked: reads spliced from the source's descriptor (a file, a device read
 	 * through the page cache) are fastest in the kernel's 128 KiB requests (measured here:
 	 * 1 MiB ones take twice as long); reads we copy (NBD, O_DIRECT, the cache) gain from
@@ -514,14 +530,12 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_index:
-	tm_index_free(index);
-out_block:
-	g_free(job.path);
-	tm_block_disconnect(block);
+	tm_archive_close(archive);
 out_args:
 	free(cmd.mountpoint);
 	free(o.source);
 	free(o.index_path);
+	free(o.compression_name);
 	fuse_opt_free_args(&args);
 	return rc;
 }

@@ -67,7 +67,7 @@ static void round_trip(const struct tm_index *idx)
 {
 	char *path = fz_scratch_path("archive.idx");
 	char why[300] = "";
-	FZ_CHECK(tm_index_save(idx, path, FZ_SOURCE_ID, why, sizeof why), "save: %s", why);
+	FZ_CHECK(tm_index_save(idx, path, FZ_SOURCE_ID, NULL, why, sizeof why), "save: %s", why);
 	struct tm_index *l = tm_index_load(path, FZ_SOURCE_ID, why, sizeof why);
 	FZ_CHECK(l != NULL, "the loader refused a built index: %s", why);
 	FZ_CHECK(l->ninodes == idx->ninodes && l->ndentries == idx->ndentries &&

@@ -97,7 +97,7 @@ static void bases_init(void)
 		struct tm_index *idx = tm_index_build(blk, NULL, &err);
 		FZ_CHECK(idx && idx->errors == 0 && idx->warnings == 0, "base %d does not index", i);
 		char *path = fz_scratch_path("base.idx"), why[300];
-		FZ_CHECK(tm_index_save(idx, path, FZ_SOURCE_ID, why, sizeof why), "%s", why);
+		FZ_CHECK(tm_index_save(idx, path, FZ_SOURCE_ID, NULL, why, sizeof why), "%s", why);
 		gsize n;
 		FZ_CHECK(g_file_get_contents(path, (gchar **)&b->file, &n, NULL), "reading %s", path);
 		b->file_len = n;

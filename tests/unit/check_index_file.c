@@ -500,7 +500,7 @@ START_TEST(test_roundtrip)
 	char *path = g_build_filename(dir, FNAME, NULL);
 	char id[65], why[300] = "";
 	make_id(id, (unsigned)_i + 1);
-	ck_assert_msg(tm_index_save(t.idx, path, id, why, sizeof why), "save: %s", why);
+	ck_assert_msg(tm_index_save(t.idx, path, id, NULL, why, sizeof why), "save: %s", why);
 	ck_assert(exists(path));
 	assert_dir_names(dir, FNAME); /* no temporary file left */
 
@@ -608,8 +608,8 @@ START_TEST(test_save_deterministic)
 	char *p1 = g_build_filename(dir, "1.idx", NULL), *p2 = g_build_filename(dir, "2.idx", NULL);
 	char id[65], why[300];
 	make_id(id, 9);
-	ck_assert_msg(tm_index_save(t.idx, p1, id, why, sizeof why), "%s", why);
-	ck_assert_msg(tm_index_save(t.idx, p2, id, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(t.idx, p1, id, NULL, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(t.idx, p2, id, NULL, why, sizeof why), "%s", why);
 	size_t n1, n2;
 	uint8_t *b1 = slurp(p1, &n1), *b2 = slurp(p2, &n2);
 	ck_assert_uint_eq(n1, n2);
@@ -619,7 +619,7 @@ START_TEST(test_save_deterministic)
 	struct tu_built t2;
 	tu_build(&t2, arc, 4096);
 	ck_assert_ptr_nonnull(t2.idx);
-	ck_assert_msg(tm_index_save(t2.idx, p2, id, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(t2.idx, p2, id, NULL, why, sizeof why), "%s", why);
 	g_free(b2);
 	b2 = slurp(p2, &n2);
 	ck_assert_uint_eq(n1, n2);
@@ -652,12 +652,12 @@ START_TEST(test_save_replace)
 	char id1[65], id2[65], why[300];
 	make_id(id1, 1);
 	make_id(id2, 2);
-	ck_assert_msg(tm_index_save(t1.idx, path, id1, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(t1.idx, path, id1, NULL, why, sizeof why), "%s", why);
 	assert_dir_names(sub, "c.idx");
 	struct tm_index *l1 = tm_index_load(path, id1, why, sizeof why);
 	ck_assert_msg(l1 != NULL, "%s", why);
 
-	ck_assert_msg(tm_index_save(t2.idx, path, id2, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(t2.idx, path, id2, NULL, why, sizeof why), "%s", why);
 	assert_dir_names(sub, "c.idx");
 	/* l1 still reads the old file's contents */
 	assert_same_index(t1.idx, l1);
@@ -674,14 +674,14 @@ START_TEST(test_save_replace)
 	char *blocker = g_build_filename(dir, "blocker.idx", NULL);
 	ck_assert_int_eq(mkdir(blocker, 0700), 0);
 	why[0] = '\0';
-	ck_assert(!tm_index_save(t2.idx, blocker, id2, why, sizeof why));
+	ck_assert(!tm_index_save(t2.idx, blocker, id2, NULL, why, sizeof why));
 	ck_assert_msg(why[0] != '\0', "no reason given");
 	assert_dir_names(dir, "a|blocker.idx");
 	assert_dir_names(blocker, "");
 	/* a parent that is a file */
 	char *under_file = g_build_filename(path, "x.idx", NULL);
 	why[0] = '\0';
-	ck_assert(!tm_index_save(t2.idx, under_file, id2, why, sizeof why));
+	ck_assert(!tm_index_save(t2.idx, under_file, id2, NULL, why, sizeof why));
 	ck_assert_msg(why[0] != '\0', "no reason given");
 	assert_dir_names(sub, "c.idx");
 
@@ -722,7 +722,7 @@ static void saved_make(struct saved *s, int kind)
 	s->scratch = g_build_filename(s->dir, "bad.idx", NULL);
 	make_id(s->id, 77);
 	char why[300];
-	ck_assert_msg(tm_index_save(s->t.idx, s->path, s->id, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(s->t.idx, s->path, s->id, NULL, why, sizeof why), "%s", why);
 	s->bytes = slurp(s->path, &s->len);
 	ck_assert(memcmp(s->bytes, MAGIC, 8) == 0);
 	uint32_t version;
@@ -1213,14 +1213,14 @@ START_TEST(test_crafted)
 	char *path = g_build_filename(dir_, "c.idx", NULL);
 	char id[65], why[300];
 	make_id(id, 3);
-	ck_assert_msg(tm_index_save(&c.idx, path, id, why, sizeof why), "save: %s", why);
+	ck_assert_msg(tm_index_save(&c.idx, path, id, NULL, why, sizeof why), "save: %s", why);
 	char what[64];
 	snprintf(what, sizeof what, "crafted case %d", _i);
 	assert_refused(path, id, what);
 	/* the same file with the fields put back loads: the refusal was for the change */
 	craft_clear(&c);
 	craft_from(&c, src);
-	ck_assert_msg(tm_index_save(&c.idx, path, id, why, sizeof why), "save: %s", why);
+	ck_assert_msg(tm_index_save(&c.idx, path, id, NULL, why, sizeof why), "save: %s", why);
 	assert_loads(path, id, src, "crafted copy, unchanged");
 	craft_clear(&c);
 	tu_built_free(&t);
@@ -1340,7 +1340,7 @@ START_TEST(test_crafted_random)
 			uint32_t v = vals[RND() % G_N_ELEMENTS(vals)];
 			memcpy(base + at, &v, 4);
 		}
-		ck_assert_msg(tm_index_save(&c.idx, path, id, why, sizeof why), "save: %s", why);
+		ck_assert_msg(tm_index_save(&c.idx, path, id, NULL, why, sizeof why), "save: %s", why);
 		craft_clear(&c);
 		struct tm_index *l = tm_index_load(path, id, why, sizeof why);
 		if (!l) {
@@ -1433,7 +1433,7 @@ START_TEST(test_open_no_persist)
 	struct tm_block_error err;
 	ck_assert(tm_block_identity(o.block, id, &err));
 	char why[300];
-	ck_assert_msg(tm_index_save(t.idx, path, id, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(t.idx, path, id, NULL, why, sizeof why), "%s", why);
 	idx = open_idx(&o, path, false, &loaded);
 	ck_assert(!loaded);
 	tm_index_free(idx);
@@ -1619,7 +1619,7 @@ START_TEST(test_verify)
 	char *path = g_build_filename(dir, "x.idx", NULL);
 	char id[65], why[300];
 	make_id(id, 7);
-	ck_assert_msg(tm_index_save(t.idx, path, id, why, sizeof why), "%s", why);
+	ck_assert_msg(tm_index_save(t.idx, path, id, NULL, why, sizeof why), "%s", why);
 	struct tm_index *l = tm_index_load(path, id, why, sizeof why);
 	ck_assert_msg(l != NULL, "%s", why);
 	ck_assert_msg(tm_index_verify(l, t.block, why, sizeof why), "refused: %s", why);

@@ -1,0 +1,168 @@
+/* Opening an archive: detect the compression, reuse the saved index and seek table when
+ * they still describe the source, else scan it (decompressing on the scan's own thread
+ * while the index is built on this one). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive.h"
+
+struct diag_relay {
+	const struct tm_index_options *index;
+	unsigned warnings, errors;
+};
+
+/* The decompressor's findings, told as the index's are (from the scan thread). */
+static void relay_diag(void *ud, bool error, uint64_t offset, const char *msg)
+{
+	struct diag_relay *r = ud;
+	__atomic_add_fetch(error ? &r->errors : &r->warnings, 1, __ATOMIC_RELAXED);
+	if (r->index->diag)
+		r->index->diag(r->index->diag_ud, error ? TM_TAR_ERROR : TM_TAR_WARNING, offset,
+			       NULL, msg);
+}
+
+/* The saved index, when there is one for this source and it is current (for a compressed
+ * source: with a seek table that matches). */
+static struct tm_index *load_saved(struct tm_archive *a, struct tm_block **src,
+				   const struct tm_archive_options *o, struct tm_block_error *err)
+{
+	char why[300];
+	struct tm_index *idx = tm_index_load(a->index_path, a->id, why, sizeof why);
+	if (!idx) {
+		snprintf(a->why_rebuilt, sizeof a->why_rebuilt, "%s", why);
+		return NULL;
+	}
+	if (a->format == TM_DECOMP_NONE) {
+		if (!idx->seek && tm_index_verify(idx, *src, why, sizeof why))
+			return idx;
+		snprintf(a->why_rebuilt, sizeof a->why_rebuilt, "%s",
+			 idx->seek ? "made for a compressed stream" : why);
+		tm_index_free(idx);
+		return NULL;
+	}
+	struct tm_block_error e = { .code = TM_BLOCK_OK };
+	struct tm_block *data = idx->seek ? tm_decomp_new(*src, a->format, &o->decomp, idx->seek,
+							  idx->seek_len, &e)
+					  : NULL;
+	if (data && tm_decomp_fingerprint(data) == idx->fingerprint) {
+		a->data = data;
+		*src = NULL;
+		return idx;
+	}
+	if (e.code == TM_BLOCK_IO) /* the source failed: say so, do not rebuild */
+		*err = e;
+	snprintf(a->why_rebuilt, sizeof a->why_rebuilt, "%s",
+		 data ? "seek table of another index" : e.msg[0] ? e.msg : "no seek table");
+	if (data)
+		*src = tm_decomp_release(data);
+	tm_index_free(idx);
+	return NULL;
+}
+
+struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_name,
+				   const struct tm_archive_options *o, struct tm_block_error *err)
+{
+	struct tm_archive *a = g_new0(struct tm_archive, 1);
+	struct diag_relay *relay = g_new0(struct diag_relay, 1);
+	relay->index = &o->index;
+	if (err)
+		err->code = TM_BLOCK_OK;
+	a->format = o->compression;
+	if (a->format == TM_DECOMP_AUTO) {
+		a->format = tm_decomp_detect_block(source, err);
+		if (err && err->code != TM_BLOCK_OK)
+			goto fail;
+	}
+	if (source_name && !tm_block_is_nbd_uri(source_name))
+		a->source_path = realpath(source_name, NULL);
+	if (o->persist) {
+		if (!tm_block_identity(source, a->id, err))
+			goto fail;
+		a->index_path = o->index_path ? g_canonicalize_filename(o->index_path, NULL)
+					      : tm_index_default_path(a->id);
+		a->index = load_saved(a, &source, o, err);
+		if (err && err->code != TM_BLOCK_OK)
+			goto fail;
+		a->loaded = a->index != NULL;
+	}
+	if (!a->index) {
+		struct tm_index_options iopts = o->index;
+		if (a->format != TM_DECOMP_NONE) {
+			struct tm_decomp_options dopts = o->decomp;
+			dopts.diag = relay_diag;
+			dopts.diag_ud = relay;
+			a->data = tm_decomp_new(source, a->format, &dopts, NULL, 0, err);
+			if (!a->data)
+				goto fail;
+			source = NULL;
+			iopts.no_fingerprint = true;
+		} else {
+			a->data = source;
+			source = NULL;
+		}
+		a->index = tm_index_build(a->data, &iopts, err);
+		if (a->index && a->format != TM_DECOMP_NONE) {
+			if (!tm_decomp_finish(a->data, a->index->archive_end, err))
+				g_clear_pointer(&a->index, tm_index_free);
+			else
+				a->index->fingerprint = tm_decomp_fingerprint(a->data);
+		}
+		if (!a->index)
+			goto fail;
+		a->index->warnings += relay->warnings;
+		a->index->errors += relay->errors;
+	} else if (!a->data) {
+		a->data = source;
+		source = NULL;
+	}
+	g_free(relay);
+	if (o->persist && !a->loaded && !o->defer_save) {
+		char why[300];
+		if (!tm_archive_save(a, why, sizeof why) && o->index.diag) {
+			char msg[400];
+			snprintf(msg, sizeof msg, "index not saved: %s", why);
+			o->index.diag(o->index.diag_ud, TM_TAR_WARNING, 0, NULL, msg);
+		}
+	}
+	return a;
+fail:
+	tm_block_disconnect(source);
+	/* The decompressor's scan may still be telling us things: stop it before relay goes. */
+	tm_block_disconnect(a->data);
+	a->data = NULL;
+	g_free(relay);
+	tm_archive_close(a);
+	return NULL;
+}
+
+bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len)
+{
+	if (!a->index_path || a->loaded || a->saved)
+		return true;
+	GByteArray *table = NULL;
+	struct tm_index_extra extra = { .source = a->source_path };
+	if (tm_decomp_is(a->data)) {
+		table = g_byte_array_new();
+		tm_decomp_table(a->data, table);
+		extra.seek = table->data;
+		extra.seek_len = table->len;
+	}
+	a->saved = tm_index_save(a->index, a->index_path, a->id, &extra, why, why_len);
+	if (table)
+		g_byte_array_free(table, TRUE);
+	return a->saved;
+}
+
+void tm_archive_close(struct tm_archive *a)
+{
+	if (!a)
+		return;
+	tm_index_free(a->index);
+	tm_block_disconnect(a->data);
+	g_free(a->index_path);
+	free(a->source_path);
+	g_free(a);
+}

@@ -1,0 +1,44 @@
+/* An archive opened for reading: its source, the decompressor over it when the stream is
+ * compressed, and the index, loaded from its saved file when that is current, else built
+ * (and saved).  What tarmount and tarkv share between opening a source and serving it. */
+#ifndef TM_ARCHIVE_H
+#define TM_ARCHIVE_H
+
+#include <stdbool.h>
+
+#include "block.h"
+#include "decomp.h"
+#include "index.h"
+
+struct tm_archive_options {
+	enum tm_decomp_format compression; /* TM_DECOMP_AUTO: from the magic bytes */
+	struct tm_decomp_options decomp;   /* its diag is set by tm_archive_open */
+	struct tm_index_options index;     /* diag also gets the decompressor's findings */
+	const char *index_path;            /* NULL: tm_index_default_path */
+	bool persist;                      /* read and write an index file */
+	bool defer_save;                   /* the caller calls tm_archive_save (later) */
+};
+
+struct tm_archive {
+	struct tm_block *data;  /* what the index's offsets address: the source, or its
+				   decompressed stream */
+	struct tm_index *index;
+	enum tm_decomp_format format;
+	bool loaded;            /* the index (and seek table) came from the file */
+	bool saved;
+	char id[65];            /* the source's identity, when persist */
+	char *index_path;       /* when persist */
+	char *source_path;      /* the source's absolute path, when it is a path */
+	char why_rebuilt[300];  /* why a saved index was not used, or "" */
+};
+
+/* Open source (taken over, also on failure) as o says.  NULL with err set, or with the
+ * problem reported through o->index.diag (not a tar archive...). */
+struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_name,
+				   const struct tm_archive_options *o, struct tm_block_error *err);
+/* Save the index (and seek table) when it was built here and persist was asked; true when
+ * there was nothing to do.  Safe to call from another thread than the readers'. */
+bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len);
+void tm_archive_close(struct tm_archive *a);
+
+#endif

@@ -1,0 +1,107 @@
+/* The decompressing layer: a compressed stream on a tm_block, seen as the tm_block of its
+ * decompressed bytes, so that the tar reader, the index, KV_RO and the front ends work on
+ * it unchanged.  A decorator like the window and the cache: it takes a source and gives one.
+ *
+ * Random access comes from seek points: places in the compressed stream where decoding can
+ * start, each with the decompressed offset it produces and whatever state the format needs
+ * to resume there (gzip: a bit offset and the 32 KiB window before it; lz4 linked blocks:
+ * the 64 KiB before; zstd frames, xz blocks, gzip members and bzip2 streams: nothing).  The
+ * first pass (the "scan") decodes the stream once from the start on a thread of its own,
+ * records the seek points and hands the decoded bytes to the reader (the tar scan) through
+ * the chunk cache; the table it made is saved in the index file (tm_decomp_table) and given
+ * back on the next open, which then reads no compressed data before it answers.
+ *
+ * Reads decode from the nearest seek point or parked decoder at or before the wanted offset
+ * into a bounded cache of decoded chunks shared by all threads; a decoder that just filled
+ * a chunk is parked where it stopped, so a sequential reader decodes each byte once.
+ *
+ * Thread safety: read() from any number of threads, as for every tm_block. */
+#ifndef TM_DECOMP_H
+#define TM_DECOMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "block.h"
+
+enum tm_decomp_format {
+	TM_DECOMP_AUTO = -1, /* detect from the magic bytes */
+	TM_DECOMP_NONE = 0,
+	TM_DECOMP_GZIP,
+	TM_DECOMP_ZSTD,
+	TM_DECOMP_XZ,
+	TM_DECOMP_BZIP2,
+	TM_DECOMP_LZ4,
+};
+
+/* "none", "gzip", ... */
+const char *tm_decomp_format_name(enum tm_decomp_format f);
+/* Parse a -o compression= value (also "auto"); false for an unknown name. */
+bool tm_decomp_format_parse(const char *s, enum tm_decomp_format *out);
+/* The format whose magic bytes start head[0..len), or TM_DECOMP_NONE. */
+enum tm_decomp_format tm_decomp_detect(const uint8_t *head, size_t len);
+/* Read the first bytes of b and detect; TM_DECOMP_NONE also for a source too short. */
+enum tm_decomp_format tm_decomp_detect_block(struct tm_block *b, struct tm_block_error *err);
+
+/* Called with what the scan finds wrong: error false for a warning (trailing garbage, a
+ * truncated stream whose good part is used), true for damage (a checksum mismatch).
+ * offset is the compressed byte offset; msg names the problem and the format. */
+typedef void (*tm_decomp_diag_fn)(void *ud, bool error, uint64_t offset, const char *msg);
+
+struct tm_decomp_options {
+	uint64_t cache_size;   /* bytes of decoded chunks kept; 0: 64 MiB */
+	uint64_t spacing;      /* decompressed bytes between the seek points the scan makes
+				  where it may choose (gzip, lz4 linked blocks); 0: 1 MiB */
+	tm_decomp_diag_fn diag;
+	void *diag_ud;
+};
+
+/* Wrap inner (taking ownership of it on success; on failure the caller keeps it) as the
+ * decompressed stream of format fmt.  table[0..table_len), from tm_decomp_table of an earlier open of the same source,
+ * gives the seek points at once; it is checked against the source (a sample of compressed
+ * bytes at its points) and NULL returned with err (TM_BLOCK_INVALID, "stale seek table")
+ * when it does not match, so the caller can open again without it.  Without a table the
+ * scan starts at once on its own thread; until it ends the size is pending (see
+ * tm_block_info.size_pending). */
+struct tm_block *tm_decomp_new(struct tm_block *inner, enum tm_decomp_format fmt,
+			       const struct tm_decomp_options *opts, const void *table,
+			       size_t table_len, struct tm_block_error *err);
+
+/* Free the decompressor b and give back the source it wrapped. */
+struct tm_block *tm_decomp_release(struct tm_block *b);
+
+/* Whether b is a decompressor (then the functions below apply). */
+bool tm_decomp_is(struct tm_block *b);
+
+/* The reader of the scan is done with everything before used_end (the end of the archive):
+ * the scan goes on to the end of the stream to check it (or stops a bounded distance past
+ * used_end, for a stream that goes on long after the archive), then this returns.  False
+ * when the scan failed before used_end could be read (err says why). */
+bool tm_decomp_finish(struct tm_block *b, uint64_t used_end, struct tm_block_error *err);
+
+/* The seek table for tm_decomp_new, after the scan. */
+void tm_decomp_table(struct tm_block *b, GByteArray *out);
+/* A hash of the table and of the compressed bytes it was checked against: stands in for
+ * the index's fingerprint of header blocks, which would cost a decode per sample. */
+uint64_t tm_decomp_fingerprint(struct tm_block *b);
+
+struct tm_decomp_stats {
+	enum tm_decomp_format format;
+	uint64_t compressed;   /* bytes of compressed input */
+	uint64_t size;         /* decompressed bytes (as far as the scan went) */
+	uint64_t points;       /* seek points */
+	uint64_t max_gap;      /* largest decompressed distance between points (or to the end) */
+	uint64_t table_bytes;  /* size of the seek table */
+	uint64_t decoded;      /* decompressed bytes produced since the open (all decoders) */
+	uint64_t restarts;     /* decoders started at a seek point */
+	bool scanned;          /* the scan ran in this process (no saved table) */
+};
+void tm_decomp_stats(struct tm_block *b, struct tm_decomp_stats *out);
+
+/* The advice to print when the stream seeks badly (max_gap large), or NULL. */
+const char *tm_decomp_advice(enum tm_decomp_format f);
+
+#endif

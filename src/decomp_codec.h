@@ -1,0 +1,95 @@
+/* What the format-specific decoders (decomp_gzip.c, decomp_zstd.c, ...) share with the
+ * generic decompressing layer (decomp.c).  Private to the layer. */
+#ifndef TM_DECOMP_CODEC_H
+#define TM_DECOMP_CODEC_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <glib.h>
+
+#include "decomp.h"
+
+/* A place where decoding can start.  32 bytes, as stored in the seek table. */
+struct tm_point {
+	uint64_t uoff;     /* decompressed offset of the first byte decoding here produces */
+	uint64_t coff;     /* compressed byte offset where the decoder starts reading */
+	uint32_t aux_off;  /* the point's state in the table's aux bytes (a window...) */
+	uint32_t aux_len;
+	uint8_t bits;      /* gzip: bits of the byte before coff that belong to this point */
+	uint8_t kind;      /* codec-defined: what starts here (a member, a block, ...) */
+	uint16_t flags;    /* codec-defined */
+	uint32_t extra;    /* codec-defined */
+};
+
+struct tm_decomp;
+struct tm_dec; /* a codec's decoder */
+
+struct tm_codec {
+	enum tm_decomp_format format;
+	const char *name;
+	/* Optional: before the scan, read what the stream says of itself (xz's index) and add
+	 * points.  A failure is not fatal: the scan finds what is wrong. */
+	void (*prepare)(struct tm_decomp *d);
+	/* A decoder at p; scan: at the stream's start, checking every checksum, reporting
+	 * through tm_decomp_diag and adding points with tm_decomp_add_point. */
+	struct tm_dec *(*open)(struct tm_decomp *d, const struct tm_point *p, bool scan,
+			       struct tm_block_error *err);
+	/* Up to len decoded bytes into buf: the count (> 0), 0 at the end of the stream, or -1
+	 * with err.  A scan decoder that meets a truncated stream reports it and returns 0. */
+	ssize_t (*read)(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_block_error *err);
+	void (*close)(struct tm_dec *x);
+};
+
+extern const struct tm_codec tm_codec_gzip, tm_codec_zstd, tm_codec_xz, tm_codec_bzip2,
+	tm_codec_lz4;
+
+/* Buffered sequential reading of the compressed source. */
+struct tm_cin {
+	struct tm_block *b;
+	uint64_t end;      /* compressed size */
+	uint64_t base;     /* source offset of buf[0] */
+	uint8_t *buf;
+	size_t len, at;    /* valid bytes, next unread */
+	size_t cap;
+};
+void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at);
+void tm_cin_free(struct tm_cin *in);
+/* Refill when everything buffered was used: -1 with err on a read error, 0 at the end of
+ * the source, else the bytes now available. */
+ssize_t tm_cin_fill(struct tm_cin *in, struct tm_block_error *err);
+/* Source offset of the next unread byte. */
+static inline uint64_t tm_cin_pos(const struct tm_cin *in)
+{
+	return in->base + in->at;
+}
+/* Make at least n bytes (or what is left of the source) available without consuming
+ * them: returns the count available (< n only at the end), -1 with err. */
+ssize_t tm_cin_peek(struct tm_cin *in, size_t n, struct tm_block_error *err);
+
+/* For codecs: the source, the compressed size, and the options. */
+struct tm_block *tm_decomp_inner(struct tm_decomp *d);
+uint64_t tm_decomp_csize(struct tm_decomp *d);
+uint64_t tm_decomp_spacing(struct tm_decomp *d);
+/* Whether the scan, now at decompressed offset uoff, should make a point where a point
+ * costs state (spacing since the last one); free points (frame starts) ask with free. */
+bool tm_decomp_want_point(struct tm_decomp *d, uint64_t uoff, bool free_point);
+/* Add a point (aux copied into the table).  Points must come in increasing uoff. */
+void tm_decomp_add_point(struct tm_decomp *d, const struct tm_point *p, const void *aux,
+			 size_t aux_len);
+/* A copy of the point's aux bytes (the table grows during the scan): g_free it. */
+uint8_t *tm_decomp_aux_dup(struct tm_decomp *d, const struct tm_point *p);
+/* The point after p in the table into *next; false when p is the last. */
+bool tm_decomp_next_point(struct tm_decomp *d, const struct tm_point *p, struct tm_point *next);
+void tm_decomp_diag(struct tm_decomp *d, bool error, uint64_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A corrupt-data error for a decoder, naming format and compressed offset. */
+int tm_decomp_corrupt(struct tm_decomp *d, struct tm_block_error *err, uint64_t offset,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Largest decompressed output we accept from a single lz4/bzip2 block etc. */
+#define TM_DECOMP_WINDOW_MAX (1u << 27)
+
+#endif

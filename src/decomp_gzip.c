@@ -1,0 +1,210 @@
+/* gzip through zlib: single streams, concatenated members (pigz, cat a.gz b.gz) and BGZF.
+ *
+ * Seek points: every member start (free), and inside a member, at a deflate block boundary
+ * once per spacing bytes of output, with the bit offset of the boundary and the 32 KiB of
+ * output before it (zlib's inflateGetDictionary), stored deflated.  A decoder resumes there
+ * with a raw inflate primed with those bits and that dictionary (zlib's inflatePrime and
+ * inflateSetDictionary), then goes on member by member.  The scan checks every member's
+ * CRC and length; resumed decoders cannot (they start mid-member), and need not: the scan
+ * checked the same bytes, and the source's identity says they are the same. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "decomp_codec.h"
+
+enum { AT_MEMBER = 0, AT_BLOCK = 1 };
+#define WINDOW 32768u
+
+struct tm_dec {
+	struct tm_decomp *d;
+	struct tm_cin in;
+	z_stream z;
+	bool scan;
+	bool raw;      /* inside a member entered mid-way: raw deflate, trailer not checked */
+	bool ended;
+	uint64_t uoff; /* decompressed offset of the next byte produced */
+};
+
+static void gz_close(struct tm_dec *x)
+{
+	inflateEnd(&x->z);
+	tm_cin_free(&x->in);
+	g_free(x);
+}
+
+static int zfail(struct tm_dec *x, struct tm_block_error *err, const char *what)
+{
+	return tm_decomp_corrupt(x->d, err, tm_cin_pos(&x->in), "%s%s%s", what,
+				 x->z.msg ? ": " : "", x->z.msg ? x->z.msg : "");
+}
+
+static struct tm_dec *gz_open(struct tm_decomp *d, const struct tm_point *p, bool scan,
+			      struct tm_block_error *err)
+{
+	struct tm_dec *x = g_new0(struct tm_dec, 1);
+	x->d = d;
+	x->scan = scan;
+	x->uoff = p ? p->uoff : 0;
+	bool block = p && p->kind == AT_BLOCK;
+	uint64_t start = p ? p->coff : 0;
+	if (block && p->bits)
+		start--; /* the byte holding the boundary's first bits */
+	tm_cin_init(&x->in, d, start);
+	if (inflateInit2(&x->z, block ? -15 : 31) != Z_OK) {
+		tm_cin_free(&x->in);
+		g_free(x);
+		tm_block_fail(err, TM_BLOCK_IO, ENOMEM, "zlib: cannot start a decoder");
+		return NULL;
+	}
+	if (!block)
+		return x;
+	x->raw = true;
+	uint8_t *aux = tm_decomp_aux_dup(d, p);
+	uint8_t window[WINDOW];
+	uint32_t wlen = 0;
+	uLongf out = WINDOW;
+	bool ok = aux && p->aux_len >= 4;
+	if (ok) {
+		memcpy(&wlen, aux, 4);
+		ok = wlen <= WINDOW &&
+		     uncompress(window, &out, aux + 4, p->aux_len - 4) == Z_OK && out == wlen;
+	}
+	g_free(aux);
+	if (ok && p->bits) {
+		ok = tm_cin_fill(&x->in, err) > 0;
+		if (ok) {
+			int byte = x->in.buf[x->in.at++];
+			ok = inflatePrime(&x->z, p->bits, byte >> (8 - p->bits)) == Z_OK;
+		}
+	}
+	if (ok)
+		ok = inflateSetDictionary(&x->z, window, wlen) == Z_OK;
+	if (!ok) {
+		if (err->code == TM_BLOCK_OK || err->code != TM_BLOCK_IO)
+			tm_decomp_corrupt(d, err, p->coff, "bad seek point");
+		gz_close(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* Add a point at this block boundary (the scan only). */
+static void block_point(struct tm_dec *x)
+{
+	uint8_t window[WINDOW];
+	uInt wlen = WINDOW;
+	if (inflateGetDictionary(&x->z, window, &wlen) != Z_OK)
+		return;
+	uLongf clen = compressBound(WINDOW);
+	uint8_t *aux = g_malloc(4 + clen);
+	uint32_t w32 = wlen;
+	memcpy(aux, &w32, 4);
+	if (compress2(aux + 4, &clen, window, wlen, 1) == Z_OK) {
+		struct tm_point p = { .uoff = x->uoff, .coff = tm_cin_pos(&x->in),
+				      .bits = (uint8_t)(x->z.data_type & 7), .kind = AT_BLOCK };
+		tm_decomp_add_point(x->d, &p, aux, 4 + clen);
+	}
+	g_free(aux);
+}
+
+/* After a member's end: skip its trailer (raw mode), then start the next member, or end
+ * the stream at zeros, garbage or the end of the source.  Returns -1 on a read error. */
+static int next_member(struct tm_dec *x, struct tm_block_error *err)
+{
+	if (x->raw) {
+		for (int i = 0; i < 8; i++) {
+			if (tm_cin_fill(&x->in, err) <= 0) {
+				x->ended = true;
+				return err->code == TM_BLOCK_OK ? 0 : -1;
+			}
+			x->in.at++;
+		}
+	}
+	ssize_t n = tm_cin_peek(&x->in, 2, err);
+	if (n < 0)
+		return -1;
+	const uint8_t *h = x->in.buf + x->in.at;
+	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b) {
+		if (inflateReset2(&x->z, 31) != Z_OK)
+			return zfail(x, err, "cannot restart");
+		x->raw = false;
+		if (x->scan && tm_decomp_want_point(x->d, x->uoff, true)) {
+			struct tm_point p = { .uoff = x->uoff, .coff = tm_cin_pos(&x->in),
+					      .kind = AT_MEMBER };
+			tm_decomp_add_point(x->d, &p, NULL, 0);
+		}
+		return 0;
+	}
+	x->ended = true;
+	if (!x->scan)
+		return 0;
+	/* Zeros after the last member (tape padding) are fine; anything else is reported. */
+	uint64_t at = tm_cin_pos(&x->in);
+	for (;;) {
+		if ((n = tm_cin_fill(&x->in, err)) <= 0)
+			return n < 0 ? -1 : 0;
+		for (; x->in.at < x->in.len; x->in.at++)
+			if (x->in.buf[x->in.at]) {
+				tm_decomp_diag(x->d, false, at, "gzip: %llu bytes of trailing "
+					       "garbage after the last member ignored",
+					       (unsigned long long)(x->in.end - at));
+				return 0;
+			}
+	}
+}
+
+static ssize_t gz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_block_error *err)
+{
+	size_t cap = len > UINT32_MAX ? UINT32_MAX : len;
+	x->z.next_out = buf;
+	x->z.avail_out = (uInt)cap;
+	while (x->z.avail_out > 0 && !x->ended) {
+		if (x->in.at >= x->in.len) {
+			ssize_t n = tm_cin_fill(&x->in, err);
+			if (n < 0)
+				return -1;
+			if (n == 0) {
+				if (!x->scan)
+					return tm_decomp_corrupt(x->d, err, tm_cin_pos(&x->in),
+								 "stream truncated");
+				tm_decomp_diag(x->d, false, tm_cin_pos(&x->in),
+					       "gzip stream truncated at byte %llu; using what "
+					       "precedes it", (unsigned long long)tm_cin_pos(&x->in));
+				x->ended = true;
+				break;
+			}
+		}
+		x->z.next_in = x->in.buf + x->in.at;
+		x->z.avail_in = (uInt)(x->in.len - x->in.at);
+		uInt before_in = x->z.avail_in, before_out = x->z.avail_out;
+		int ret = inflate(&x->z, x->scan ? Z_BLOCK : Z_NO_FLUSH);
+		x->in.at += before_in - x->z.avail_in;
+		x->uoff += before_out - x->z.avail_out;
+		if (ret == Z_STREAM_END) {
+			if (next_member(x, err) < 0)
+				return -1;
+			continue;
+		}
+		bool progress = before_in != x->z.avail_in || before_out != x->z.avail_out;
+		if (ret == Z_BUF_ERROR && (progress || x->z.avail_in == 0))
+			continue; /* needs input */
+		if (ret != Z_OK)
+			return zfail(x, err, ret == Z_DATA_ERROR ? "corrupt" : "decoder failed");
+		if (x->scan && (x->z.data_type & 128) && !(x->z.data_type & 64) &&
+		    tm_decomp_want_point(x->d, x->uoff, false))
+			block_point(x);
+	}
+	return (ssize_t)(cap - x->z.avail_out);
+}
+
+const struct tm_codec tm_codec_gzip = {
+	.format = TM_DECOMP_GZIP,
+	.name = "gzip",
+	.open = gz_open,
+	.read = gz_read,
+	.close = gz_close,
+};

@@ -305,7 +305,7 @@ static int build_member(struct tm_tar_reader *r, const struct tm_tar_header *h, 
 	member_release(r);
 
 	/* A pax path (linkpath) wins over an 'L' ('K') whichever of the two comes first, as in
-	 * GNU tar 1.34; bsdtar 3.6 takes the earlier one, libarchive 3.7 and later the later. */
+	 * GNU tar 1.34; bsdtar 3.6 takes the earlier one, libarchive 3.8 the later. */
 	const char *path = r->longname ? r->longname : h->name;
 	path = PAX_PICK(r, path_s, path, path);
 	if (r->local.sparse_name)
@@ -467,8 +467,8 @@ static void global_drop_names(struct tm_tar_reader *r, uint64_t off)
 }
 
 /* A pax header's records, data[0..len).  A local header ('x', or Sun's 'X') replaces any
- * local header before it for the same member, wholly: GNU tar, libarchive and Go never merge
- * two.  Global headers ('g') add to the global state. */
+ * local header before it for the same member, wholly: GNU tar, bsdtar 3.6 and Go never merge
+ * two (libarchive 3.8 refuses the second).  Global headers ('g') add to the global state. */
 static void pax_header(struct tm_tar_reader *r, char type, const uint8_t *data, size_t len,
 		       uint64_t off)
 {

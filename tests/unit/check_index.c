@@ -820,7 +820,7 @@ END_TEST
 
 /* A pax path/linkpath and an 'L'/'K' before one member: the pax value, in either order.
  * GNU tar 1.34 does so in both orders; bsdtar 3.6 agrees when the 'x' comes first and takes
- * the 'L'/'K' when it comes first (libarchive 3.7 takes the later of the two). */
+ * the 'L'/'K' when it comes first (libarchive 3.8 takes the later of the two). */
 START_TEST(test_pax_vs_gnu_long)
 {
 	GByteArray *a = g_byte_array_new();

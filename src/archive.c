@@ -12,7 +12,22 @@
 struct diag_relay {
 	const struct tm_index_options *index;
 	unsigned warnings, errors;
+	const struct tm_archive_options *o;
+	struct tm_block *data;
 };
+
+static void relay_progress(void *ud, uint64_t bytes, uint64_t members)
+{
+	struct diag_relay *r = ud;
+	uint64_t total = tm_block_size_bytes(r->data);
+	if (tm_decomp_is(r->data)) {
+		struct tm_decomp_stats st;
+		tm_decomp_stats(r->data, &st);
+		bytes = tm_decomp_scan_position(r->data);
+		total = st.compressed;
+	}
+	r->o->progress(r->o->progress_ud, bytes, total, members);
+}
 
 /* The decompressor's findings, told as the index's are (from the scan thread). */
 static void relay_diag(void *ud, bool error, uint64_t offset, const char *msg)
@@ -68,6 +83,7 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 	struct tm_archive *a = g_new0(struct tm_archive, 1);
 	struct diag_relay *relay = g_new0(struct diag_relay, 1);
 	relay->index = &o->index;
+	relay->o = o;
 	if (err)
 		err->code = TM_BLOCK_OK;
 	a->format = o->compression;
@@ -102,6 +118,11 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 		} else {
 			a->data = source;
 			source = NULL;
+		}
+		relay->data = a->data;
+		if (o->progress) {
+			iopts.progress = relay_progress;
+			iopts.progress_ud = relay;
 		}
 		a->index = tm_index_build(a->data, &iopts, err);
 		if (a->index && a->format != TM_DECOMP_NONE) {

@@ -17,6 +17,10 @@ struct tm_archive_options {
 	const char *index_path;            /* NULL: tm_index_default_path */
 	bool persist;                      /* read and write an index file */
 	bool defer_save;                   /* the caller calls tm_archive_save (later) */
+	/* Called now and then while the archive is scanned: bytes of the source done of
+	 * total (compressed bytes, for a compressed source), members read. */
+	void (*progress)(void *ud, uint64_t done, uint64_t total, uint64_t members);
+	void *progress_ud;
 };
 
 struct tm_archive {

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,7 @@ struct tm_decomp {
 	int npool;
 
 	uint64_t decoded, restarts; /* stats */
+	_Atomic uint64_t scan_cpos; /* compressed bytes the scan has read */
 };
 
 static const struct tm_codec *const codecs[] = {
@@ -265,9 +267,10 @@ int tm_decomp_corrupt(struct tm_decomp *d, struct tm_block_error *err, uint64_t 
 
 #define CIN_BUF (256u * 1024)
 
-void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at)
+void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at, bool scan)
 {
-	*in = (struct tm_cin){ .b = d->inner, .end = d->csize, .base = at, .cap = CIN_BUF };
+	*in = (struct tm_cin){ .b = d->inner, .end = d->csize, .base = at, .cap = CIN_BUF,
+			       .scan = scan ? d : NULL };
 	in->buf = g_malloc(in->cap);
 }
 
@@ -303,6 +306,8 @@ ssize_t tm_cin_peek(struct tm_cin *in, size_t n, struct tm_block_error *err)
 	if (tm_block_pread(in->b, in->buf + keep, want, pos, err) < 0)
 		return -1;
 	in->len += want;
+	if (in->scan)
+		atomic_store_explicit(&in->scan->scan_cpos, pos + want, memory_order_relaxed);
 	return (ssize_t)in->len;
 }
 
@@ -750,6 +755,7 @@ bool tm_decomp_finish(struct tm_block *b, uint64_t used_end, struct tm_block_err
 	if (d->scan)
 		g_thread_join(d->scan);
 	d->scan = NULL;
+	d->opts.diag = NULL; /* the scan was its only user */
 	if (d->scan_failed && d->size < used_end) {
 		if (err)
 			*err = d->scan_err;
@@ -817,6 +823,11 @@ void tm_decomp_table(struct tm_block *b, GByteArray *out)
 			    d->points->len * (guint)sizeof(struct tm_point));
 	g_byte_array_append(out, d->aux->data, d->aux->len);
 	pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t tm_decomp_scan_position(struct tm_block *b)
+{
+	return atomic_load_explicit(&((struct tm_decomp *)b)->scan_cpos, memory_order_relaxed);
 }
 
 uint64_t tm_decomp_fingerprint(struct tm_block *b)

@@ -82,6 +82,9 @@ bool tm_decomp_is(struct tm_block *b);
  * when the scan failed before used_end could be read (err says why). */
 bool tm_decomp_finish(struct tm_block *b, uint64_t used_end, struct tm_block_error *err);
 
+/* Compressed bytes the scan has read so far (for progress reports; any thread). */
+uint64_t tm_decomp_scan_position(struct tm_block *b);
+
 /* The seek table for tm_decomp_new, after the scan. */
 void tm_decomp_table(struct tm_block *b, GByteArray *out);
 /* A hash of the table and of the compressed bytes it was checked against: stands in for

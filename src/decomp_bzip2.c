@@ -49,7 +49,7 @@ static struct tm_dec *bz_open(struct tm_decomp *d, const struct tm_point *p, boo
 	x->d = d;
 	x->scan = scan;
 	x->uoff = p ? p->uoff : 0;
-	tm_cin_init(&x->in, d, p ? p->coff : 0);
+	tm_cin_init(&x->in, d, p ? p->coff : 0, scan);
 	if (stream_start(x, err) < 0) {
 		bz_close(x);
 		return NULL;

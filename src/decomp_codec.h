@@ -54,8 +54,10 @@ struct tm_cin {
 	uint8_t *buf;
 	size_t len, at;    /* valid bytes, next unread */
 	size_t cap;
+	struct tm_decomp *scan; /* the scan's input: its position is the scan's progress */
 };
-void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at);
+/* Start reading the source at byte at; scan: this is the scan's decoder. */
+void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at, bool scan);
 void tm_cin_free(struct tm_cin *in);
 /* Refill when everything buffered was used: -1 with err on a read error, 0 at the end of
  * the source, else the bytes now available. */

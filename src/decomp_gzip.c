@@ -53,7 +53,7 @@ static struct tm_dec *gz_open(struct tm_decomp *d, const struct tm_point *p, boo
 	uint64_t start = p ? p->coff : 0;
 	if (block && p->bits)
 		start--; /* the byte holding the boundary's first bits */
-	tm_cin_init(&x->in, d, start);
+	tm_cin_init(&x->in, d, start, scan);
 	if (inflateInit2(&x->z, block ? -15 : 31) != Z_OK) {
 		tm_cin_free(&x->in);
 		g_free(x);

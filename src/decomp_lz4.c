@@ -37,7 +37,7 @@ static struct tm_dec *lz_open(struct tm_decomp *d, const struct tm_point *p, boo
 		tm_block_fail(err, TM_BLOCK_IO, ENOMEM, "liblz4: cannot start a decoder");
 		return NULL;
 	}
-	tm_cin_init(&x->in, d, p ? p->coff : 0);
+	tm_cin_init(&x->in, d, p ? p->coff : 0, scan);
 	return x;
 }
 

@@ -152,7 +152,7 @@ static struct tm_dec *xz_open(struct tm_decomp *d, const struct tm_point *p, boo
 	x->scan = scan;
 	x->s = (lzma_stream)LZMA_STREAM_INIT;
 	x->uoff = p ? p->uoff : 0;
-	tm_cin_init(&x->in, d, p ? p->coff : 0);
+	tm_cin_init(&x->in, d, p ? p->coff : 0, scan);
 	int rc = p && p->kind == AT_BLOCK ? block_start(x, p, err) : stream_start(x, err);
 	if (rc < 0) {
 		xz_close(x);
@@ -227,7 +227,7 @@ static ssize_t xz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 								 "blocks do not follow each other");
 				} else {
 					tm_cin_free(&x->in);
-					tm_cin_init(&x->in, x->d, next.coff);
+					tm_cin_init(&x->in, x->d, next.coff, false);
 					if (block_start(x, &next, err) < 0)
 						return -1;
 				}

@@ -564,6 +564,23 @@ static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const
 		tarkv_warning(t, path, "%s (at byte %" PRIu64 ")", msg, off);
 }
 
+struct progress {
+	const struct tarkv *t;
+	gint64 start;
+	bool shown;
+};
+
+/* On a terminal, after a second: how far the first pass is. */
+static void progress(void *ud, uint64_t done, uint64_t total, uint64_t members)
+{
+	struct progress *p = ud;
+	if (g_get_monotonic_time() - p->start < G_USEC_PER_SEC)
+		return;
+	fprintf(stderr, "\rtarkv: indexing %s: %" PRIu64 " entries, %" PRIu64 " of %" PRIu64
+		" MiB", p->t->source, members, done >> 20, total >> 20);
+	p->shown = true;
+}
+
 static int open_source(struct tarkv *t)
 {
 	struct tm_block_error err;
@@ -580,7 +597,14 @@ static int open_source(struct tarkv *t)
 		.index_path = t->index_path,
 		.persist = !t->no_index,
 	};
+	struct progress prog = { .t = t, .start = g_get_monotonic_time() };
+	if (!t->quiet && isatty(2)) {
+		o.progress = progress;
+		o.progress_ud = &prog;
+	}
 	t->archive = tm_archive_open(src, t->source, &o, &err);
+	if (prog.shown)
+		fputc('\n', stderr);
 	if (!t->archive) {
 		if (err.code != TM_BLOCK_OK)
 			tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));

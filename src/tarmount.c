@@ -145,7 +145,7 @@ struct progress {
 	struct timespec start;
 };
 
-static void progress(void *ud, uint64_t bytes, uint64_t members)
+static void progress(void *ud, uint64_t done, uint64_t total, uint64_t members)
 {
 	struct progress *p = ud;
 	struct timespec now;
@@ -154,8 +154,8 @@ static void progress(void *ud, uint64_t bytes, uint64_t members)
 		    (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
 	if (dt < 1.0)
 		return;
-	fprintf(stderr, "\rtarmount: indexing %s: %" PRIu64 " entries, %" PRIu64 " MiB",
-		source_for_log, members, bytes >> 20);
+	fprintf(stderr, "\rtarmount: indexing %s: %" PRIu64 " entries, %" PRIu64 " of %" PRIu64
+		" MiB", source_for_log, members, done >> 20, total >> 20);
 	p->shown = true;
 }
 
@@ -412,8 +412,9 @@ int main(int argc, char **argv)
 	struct tm_archive_options aopts = {
 		.compression = o.compression,
 		.decomp = { .cache_size = o.src.cache_size },
-		.index = { .diag = index_diag, .diag_ud = &o,
-			   .progress = prog.enabled ? progress : NULL, .progress_ud = &prog },
+		.index = { .diag = index_diag, .diag_ud = &o },
+		.progress = prog.enabled ? progress : NULL,
+		.progress_ud = &prog,
 		.index_path = o.index_path,
 		.persist = !o.noindex,
 		.defer_save = true,

@@ -201,10 +201,99 @@ static ssize_t gz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 	return (ssize_t)(cap - x->z.avail_out);
 }
 
+/* BGZF (bgzip, samtools): every member says its size in an extra field ("BC", BSIZE) and
+ * ends with its output size, so runs of members up to 1 MiB of output are units that decode
+ * on their own thread.  Other gzip streams are decoded in order. */
+#define BGZF_RUN (1u << 20)
+
+/* The size of the BGZF member at the input's position and its output size; 0 when it is
+ * not one (or is truncated). */
+static int bgzf_member(struct tm_cin *in, uint64_t *csize, uint32_t *usize,
+		       struct tm_block_error *err)
+{
+	ssize_t n = tm_cin_peek(in, 18, err);
+	if (n < 0)
+		return -1;
+	const uint8_t *h = in->buf + in->at;
+	if (n < 18 || h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 || !(h[3] & 4) ||
+	    h[12] != 'B' || h[13] != 'C' || h[14] != 2 || h[15] != 0)
+		return 0;
+	uint64_t size = ((uint64_t)h[16] | (uint64_t)h[17] << 8) + 1;
+	if ((n = tm_cin_peek(in, (size_t)size, err)) < 0)
+		return -1;
+	if ((uint64_t)n < size || size < 26)
+		return 0;
+	const uint8_t *t = in->buf + in->at + size - 4;
+	*csize = size;
+	*usize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+	return *usize <= 65536;
+}
+
+static int gz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *u,
+			struct tm_block_error *err)
+{
+	(void)d;
+	uint64_t at = tm_cin_pos(in), ulen = 0;
+	u->at = (struct tm_point){ .coff = at, .kind = AT_MEMBER };
+	for (;;) {
+		uint64_t csize;
+		uint32_t usize;
+		int rc = bgzf_member(in, &csize, &usize, err);
+		if (rc < 0)
+			return -1;
+		if (rc == 0 || ulen + usize > BGZF_RUN)
+			break;
+		in->at += (size_t)csize;
+		ulen += usize;
+	}
+	if (tm_cin_pos(in) == at)
+		return 0; /* not BGZF (any more): in order from here */
+	u->clen = tm_cin_pos(in) - at;
+	u->ulen = ulen;
+	u->exact = true;
+	return 1;
+}
+
+static ssize_t gz_decode_unit(struct tm_decomp *d, const struct tm_unit *u, uint8_t *out,
+			      struct tm_block_error *err)
+{
+	uint8_t *in = g_try_malloc(u->clen ? u->clen : 1);
+	if (!in)
+		return tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+	ssize_t rc = -1;
+	z_stream z = { 0 };
+	if (tm_block_pread(tm_decomp_inner(d), in, u->clen, u->at.coff, err) < 0 ||
+	    inflateInit2(&z, 31) != Z_OK) {
+		g_free(in);
+		return err->code ? -1 : tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+	}
+	z.next_in = in;
+	z.avail_in = (uInt)u->clen;
+	z.next_out = out;
+	z.avail_out = (uInt)u->ulen;
+	for (;;) { /* member after member */
+		int ret = inflate(&z, Z_FINISH);
+		if (ret == Z_STREAM_END && z.avail_in == 0) {
+			rc = (ssize_t)(u->ulen - z.avail_out);
+			break;
+		}
+		if (ret != Z_STREAM_END || inflateReset(&z) != Z_OK) {
+			tm_decomp_corrupt(d, err, u->at.coff + (u->clen - z.avail_in), "%s",
+					  z.msg ? z.msg : "corrupt member");
+			break;
+		}
+	}
+	inflateEnd(&z);
+	g_free(in);
+	return rc;
+}
+
 const struct tm_codec tm_codec_gzip = {
 	.format = TM_DECOMP_GZIP,
 	.name = "gzip",
 	.open = gz_open,
 	.read = gz_read,
 	.close = gz_close,
+	.next_unit = gz_next_unit,
+	.decode_unit = gz_decode_unit,
 };

@@ -475,10 +475,15 @@ static int decode_chunk(struct tm_decomp *d, uint64_t index, struct tm_block_err
 	uint64_t target = index * CHUNK, pos;
 	bool seq;
 	struct tm_dec *x = dec_for(d, target, &pos, &seq, err);
-	if (!x)
+	if (!x) {
+		pthread_mutex_lock(&d->lock);
+		unplace(d, index);
+		pthread_mutex_unlock(&d->lock);
 		return -1;
+	}
 	uint8_t *buf = g_malloc(CHUNK);
 	uint64_t produced = 0;
+	int ahead = 0;
 	while (pos < target) { /* decode up to the chunk, discarding */
 		size_t n = target - pos < CHUNK ? (size_t)(target - pos) : CHUNK;
 		ssize_t got = dec_read_full(d, x, buf, n, err);
@@ -491,7 +496,7 @@ static int decode_chunk(struct tm_decomp *d, uint64_t index, struct tm_block_err
 		}
 		pos += (uint64_t)got, produced += (uint64_t)got;
 	}
-	for (int ahead = 0;; ahead++) {
+	for (;; ahead++) {
 		ssize_t got = dec_read_full(d, x, buf, CHUNK, err);
 		if (got < 0)
 			goto fail;
@@ -534,7 +539,8 @@ fail:
 	pthread_mutex_lock(&d->lock);
 	unplace(d, index);
 	pthread_mutex_unlock(&d->lock);
-	return -1;
+	/* A chunk read ahead failed: the one asked for was published before. */
+	return ahead > 0 ? 0 : -1;
 }
 
 /* Copy [from, from+len) of chunk index into out, decoding it when no one has. */
@@ -927,6 +933,10 @@ static gpointer scan_main(gpointer data)
 	pthread_mutex_lock(&d->lock);
 	d->size = e.pos;
 	d->size_known = true;
+	/* A point where nothing follows (an empty last member or frame) is of no use. */
+	while (d->points->len > 1 &&
+	       g_array_index(d->points, struct tm_point, d->points->len - 1).uoff >= d->size)
+		g_array_set_size(d->points, d->points->len - 1);
 	d->scanning = false;
 	d->scan_failed = !ok;
 	d->scan_err = err;
@@ -1048,7 +1058,7 @@ static bool table_load(struct tm_decomp *d, const uint8_t *t, size_t len,
 		const struct tm_point *prev = d->points->len
 			? &g_array_index(d->points, struct tm_point, d->points->len - 1) : NULL;
 		if ((i == 0 && p.uoff != 0) || (prev && (p.uoff <= prev->uoff || p.coff < prev->coff)) ||
-		    (p.uoff >= h.size && h.size > 0) || p.coff > h.csize || p.bits > 7 ||
+		    p.uoff > h.size || p.coff > h.csize || p.bits > 7 ||
 		    (uint64_t)p.aux_off + p.aux_len > h.aux_len)
 			goto bad;
 		g_array_append_val(d->points, p);

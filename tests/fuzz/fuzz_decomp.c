@@ -24,8 +24,9 @@
 
 static void check_reread(bool ok, const char *when, uint64_t off, size_t n)
 {
-	FZ_CHECK(ok || fz_skipped("reread"), "%s: bytes [%llu, +%zu) the scan gave read differently",
-		 when, (unsigned long long)off, n);
+	FZ_CHECK(ok || fz_skipped("reread"),
+		 "%s: bytes [%llu, +%zu) the scan gave read differently (%s)", when,
+		 (unsigned long long)off, n, fzd_last_err.msg);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -136,14 +136,18 @@ static inline uint8_t *fzd_read_all(struct tm_block *b, size_t max, size_t *got,
 /* Read [off, off+n) of b into scratch and compare with want (NULL: no comparison): 1 when
  * the read succeeded and matched, 0 when it failed (with a well-formed error), -1 when it
  * gave other bytes. */
+static struct tm_block_error fzd_last_err; /* of the last failed fzd_read_cmp, for messages */
+
 static inline int fzd_read_cmp(struct tm_block *b, uint64_t off, size_t n, const uint8_t *want,
 			       uint8_t *scratch)
 {
 	struct tm_block_error err = { 0 };
 	if (tm_block_pread(b, scratch, n, off, &err) < 0) {
 		fzd_check_error(&err);
+		fzd_last_err = err;
 		return 0;
 	}
+	fzd_last_err = (struct tm_block_error){ .msg = "no error: other bytes" };
 	return !want || n == 0 || !memcmp(scratch, want, n) ? 1 : -1;
 }
 

@@ -1037,6 +1037,25 @@ uint64_t tm_decomp_fingerprint(struct tm_block *b)
 	return ((struct tm_decomp *)b)->fingerprint;
 }
 
+bool tm_decomp_test_seal_table(struct tm_block *inner, void *table, size_t len)
+{
+	struct table_header h;
+	if (len < sizeof h)
+		return false;
+	memcpy(&h, table, sizeof h);
+	if (h.npoints > (len - sizeof h) / sizeof(struct tm_point))
+		return false;
+	struct tm_decomp d = { .inner = inner, .csize = tm_block_size_bytes(inner), .size = h.size };
+	d.points = g_array_new(FALSE, FALSE, sizeof(struct tm_point));
+	g_array_append_vals(d.points, (const uint8_t *)table + sizeof h, (guint)h.npoints);
+	struct tm_block_error err;
+	bool ok = table_fingerprint(&d, &h.fingerprint, &err);
+	g_array_free(d.points, TRUE);
+	if (ok)
+		memcpy(table, &h, sizeof h);
+	return ok;
+}
+
 /* Load a saved table into d, checking everything a reader relies on. */
 static bool table_load(struct tm_decomp *d, const uint8_t *t, size_t len,
 		       struct tm_block_error *err)

@@ -91,6 +91,13 @@ void tm_decomp_table(struct tm_block *b, GByteArray *out);
  * the index's fingerprint of header blocks, which would cost a decode per sample. */
 uint64_t tm_decomp_fingerprint(struct tm_block *b);
 
+/* Test hook, for the fuzzers and unit tests only (tm_index_file_seal's counterpart): set
+ * the fingerprint field of table[0..len), laid out as tm_decomp_table writes it, to what
+ * tm_decomp_new computes over inner for its size and points, so that a table changed on
+ * purpose gets past the fingerprint to the rest of the validation.  False (table unchanged)
+ * when it is too short for its header and points, or inner cannot be read. */
+bool tm_decomp_test_seal_table(struct tm_block *inner, void *table, size_t len);
+
 struct tm_decomp_stats {
 	enum tm_decomp_format format;
 	uint64_t compressed;   /* bytes of compressed input */

@@ -4,8 +4,8 @@
  *
  * Random access comes from seek points: places in the compressed stream where decoding can
  * start, each with the decompressed offset it produces and whatever state the format needs
- * to resume there (gzip: a bit offset and the 32 KiB window before it; lz4 linked blocks:
- * the 64 KiB before; zstd frames, xz blocks, gzip members and bzip2 streams: nothing).  The
+ * to resume there (gzip: a bit offset and the 32 KiB window before it; zstd and lz4 frames,
+ * xz blocks, gzip members and bzip2 streams: nothing).  The
  * first pass (the "scan") decodes the stream once from the start on a thread of its own,
  * records the seek points and hands the decoded bytes to the reader (the tar scan) through
  * the chunk cache; the table it made is saved in the index file (tm_decomp_table) and given

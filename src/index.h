@@ -133,7 +133,7 @@ struct tm_index *tm_index_load_fd(int fd, const char *source_id, char *why, size
 /* What tm_index_peek_fd reads of an index file. */
 #define TM_INDEX_PEEK_PATH_MAX 4096 /* longer source paths are not read */
 struct tm_index_peek {
-	uint32_t version;   /* the file's format version */
+	uint32_t version;   /* the file's format version (0: shorter than a header) */
 	bool header_ok;     /* this version's header, with a right checksum: what follows is
 			       set */
 	char source_id[65];
@@ -142,8 +142,8 @@ struct tm_index_peek {
 };
 /* Read an index file's header and source path only, nothing else checked or mapped: for
  * the cache's pruner, which looks at every file.  False when fd is not an index file of
- * ours (not a regular file, too short, no magic); true otherwise, with out filled as far as
- * the file allows (every offset checked against its size: the file may be corrupt). */
+ * ours (not a regular file, not starting with the magic); true otherwise, with out filled
+ * as far as the file allows (every offset checked against its size: it may be corrupt). */
 bool tm_index_peek_fd(int fd, struct tm_index_peek *out);
 
 /* A hash of the archive's first block and of the header blocks of up to 64 members spread

@@ -409,9 +409,14 @@ bool tm_index_peek_fd(int fd, struct tm_index_peek *out)
 	struct file_header h;
 	struct stat st;
 	memset(out, 0, sizeof *out);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof h ||
-	    !pread_all(fd, &h, sizeof h, 0) || memcmp(h.magic, MAGIC, 8))
+	memset(&h, 0, sizeof h);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 8)
 		return false;
+	size_t have = st.st_size < (off_t)sizeof h ? (size_t)st.st_size : sizeof h;
+	if (!pread_all(fd, &h, have, 0) || memcmp(h.magic, MAGIC, 8))
+		return false;
+	if (have < sizeof h)
+		return true; /* ours, truncated */
 	out->version = h.version;
 	if (h.version != FORMAT_VERSION || h.header_size != sizeof h)
 		return true; /* ours, but another layout: nothing more can be read */

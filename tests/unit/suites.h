@@ -13,5 +13,6 @@ Suite *kv_suite(void);
 Suite *index_file_suite(void);
 Suite *window_suite(void);
 Suite *decomp_suite(void);
+Suite *index_cache_suite(void);
 
 #endif

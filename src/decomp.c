@@ -277,6 +277,7 @@ void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at, bool scan)
 
 void tm_cin_free(struct tm_cin *in)
 {
+	g_clear_pointer(&in->priv, g_free);
 	g_clear_pointer(&in->buf, g_free);
 }
 
@@ -892,10 +893,10 @@ static bool scan_units(struct emitter *e, struct tm_block_error *err)
 			ok = false;
 		}
 		if (ok) {
+			/* Every unit is a point: a reader may go from one to the next. */
 			struct tm_point p = j->u.at;
 			p.uoff = e->pos;
-			if (e->pos == 0 || tm_decomp_want_point(d, e->pos, true))
-				tm_decomp_add_point(d, &p, NULL, 0);
+			tm_decomp_add_point(d, &p, NULL, 0);
 			if (!emit_bytes(e, j->out, (size_t)j->got))
 				more = false, tail.coff = d->csize; /* stopped: the rest is not wanted */
 		}

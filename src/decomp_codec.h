@@ -79,6 +79,7 @@ struct tm_cin {
 	size_t len, at;    /* valid bytes, next unread */
 	size_t cap;
 	struct tm_decomp *scan; /* the scan's input: its position is the scan's progress */
+	void *priv;             /* a codec's splitter state (next_unit); g_free'd with it */
 };
 /* Start reading the source at byte at; scan: this is the scan's decoder. */
 void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at, bool scan);

@@ -232,7 +232,6 @@ static int bgzf_member(struct tm_cin *in, uint64_t *csize, uint32_t *usize,
 static int gz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *u,
 			struct tm_block_error *err)
 {
-	(void)d;
 	uint64_t at = tm_cin_pos(in), ulen = 0;
 	u->at = (struct tm_point){ .coff = at, .kind = AT_MEMBER };
 	for (;;) {
@@ -246,8 +245,26 @@ static int gz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *
 		in->at += (size_t)csize;
 		ulen += usize;
 	}
+	if (tm_cin_pos(in) == at && at > 0) {
+		/* After BGZF members: more members in order, or trailing bytes. */
+		ssize_t n = tm_cin_peek(in, 2, err);
+		if (n < 0)
+			return -1;
+		const uint8_t *h = in->buf + in->at;
+		if (n < 2 || h[0] != 0x1f || h[1] != 0x8b) {
+			u->at.coff = tm_decomp_csize(d);
+			for (ssize_t i = 0; i < n; i++)
+				if (h[i]) {
+					tm_decomp_diag(d, false, at, "gzip: %llu bytes of trailing "
+						       "garbage after the last member ignored",
+						       (unsigned long long)(tm_decomp_csize(d) - at));
+					break;
+				}
+		}
+		return 0;
+	}
 	if (tm_cin_pos(in) == at)
-		return 0; /* not BGZF (any more): in order from here */
+		return 0; /* not BGZF: in order from the start */
 	u->clen = tm_cin_pos(in) - at;
 	u->ulen = ulen;
 	u->exact = true;

@@ -126,8 +126,10 @@ enum tm_decomp_format tm_decomp_detect(const uint8_t *h, size_t len)
 	if (len >= 10 && h[0] == 'B' && h[1] == 'Z' && h[2] == 'h' && h[3] >= '1' && h[3] <= '9' &&
 	    !memcmp(h + 4, "\x31\x41\x59\x26\x53\x59", 6))
 		return TM_DECOMP_BZIP2;
-	if (len >= 4 && h[0] == 0x04 && h[1] == 0x22 && h[2] == 0x4d && h[3] == 0x18)
+	if (len >= 4 && !memcmp(h, "\x04\x22\x4d\x18", 4))
 		return TM_DECOMP_LZ4;
+	if (len >= 4 && !memcmp(h, "\x02\x21\x4c\x18", 4))
+		return TM_DECOMP_LZ4; /* the legacy format */
 	return TM_DECOMP_NONE;
 }
 
@@ -150,8 +152,6 @@ const char *tm_decomp_advice(enum tm_decomp_format f)
 		return "recompress it in frames (pzstd, zstd --seekable or zstd -B) for fast reads";
 	case TM_DECOMP_XZ:
 		return "recompress it in blocks (xz -T0, or xz --block-size=4MiB) for fast reads";
-	case TM_DECOMP_BZIP2:
-		return "recompress it with pbzip2 (one stream per block) for fast reads";
 	default:
 		return NULL;
 	}

@@ -260,7 +260,7 @@ int tm_decomp_corrupt(struct tm_decomp *d, struct tm_block_error *err, uint64_t 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	return tm_block_fail(err, TM_BLOCK_IO, EIO, "%s data at compressed byte %llu: %s",
+	return tm_block_fail(err, TM_BLOCK_IO, 0, "%s data at compressed byte %llu: %s",
 			     d->codec->name, (unsigned long long)offset, what);
 }
 
@@ -929,7 +929,8 @@ static gpointer scan_main(gpointer data)
 		emit_done(&e, 0, true);
 	if (!ok) {
 		char msg[300];
-		tm_decomp_diag(d, true, 0, "%s", tm_block_strerror(&err, msg, sizeof msg));
+		tm_decomp_diag(d, true, atomic_load(&d->scan_cpos), "%s",
+			       tm_block_strerror(&err, msg, sizeof msg));
 	}
 	pthread_mutex_lock(&d->lock);
 	d->size = e.pos;

@@ -38,7 +38,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 	echo "build.sh: $CC not found (the fuzzers need clang with libFuzzer)" >&2
 	exit 1
 fi
-for p in glib-2.0 libnbd zlib libzstd liblzma liblz4 libxxhash; do
+for p in glib-2.0 libnbd zlib libisal libzstd liblzma liblz4 libxxhash; do
 	if ! pkg-config --exists "$p"; then
 		echo "build.sh: pkg-config cannot find $p" >&2
 		exit 1
@@ -48,7 +48,7 @@ done
 if [ -f "$top/config.h" ]; then confdir=$top; else confdir=$here/include; fi
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE $SAN ${EXTRA_CFLAGS:-}"
-PKGS="glib-2.0 libnbd zlib libzstd liblzma liblz4 libxxhash"
+PKGS="glib-2.0 libnbd zlib libisal libzstd liblzma liblz4 libxxhash"
 CPPFLAGS="-I$confdir -I$SRC -I$here -I$top/tests/unit $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lbz2 -lpthread"
 WARN="-Wall -Wextra -Wno-unused-function"

@@ -4,9 +4,11 @@
  *
  * Random access comes from seek points: places in the compressed stream where decoding can
  * start, each with the decompressed offset it produces and whatever state the format needs
- * to resume there (gzip: a bit offset and the 32 KiB window before it; zstd and lz4 frames,
- * xz blocks, gzip members and bzip2 streams: nothing).  The
- * first pass (the "scan") decodes the stream once from the start on a thread of its own,
+ * to resume there (gzip: a bit offset and the 32 KiB window before it; bzip2 blocks: a bit
+ * offset and a length; lz4 linked blocks: the 64 KiB before them; zstd frames, xz blocks,
+ * gzip members and lz4 independent blocks: nothing).  The
+ * first pass (the "scan") decodes the stream once from the start on a thread of its own (or,
+ * where the format has pieces that decode on their own, two at a time on worker threads),
  * records the seek points and hands the decoded bytes to the reader (the tar scan) through
  * the chunk cache; the table it made is saved in the index file (tm_decomp_table) and given
  * back on the next open, which then reads no compressed data before it answers.

@@ -79,9 +79,31 @@ static struct tm_index *load_saved(struct tm_archive *a, struct tm_block **src,
 	return NULL;
 }
 
+/* A compressed stream that is damaged from its first bytes (or not of the format asked
+ * for) is one error: the decoder's, not also the tar reader's "not a tar archive". */
+static bool stream_starts(struct tm_block *data, struct tm_block_error *err)
+{
+	uint8_t byte;
+	if (tm_block_pread(data, &byte, 1, 0, err) == 0)
+		return true;
+	struct tm_block_error derr = { .code = TM_BLOCK_OK };
+	if (!tm_decomp_finish(data, 0, &derr)) {
+		*err = derr;
+	} else {
+		struct tm_decomp_stats st;
+		tm_decomp_stats(data, &st);
+		tm_block_fail(err, TM_BLOCK_INVALID, 0, "the %s stream is empty",
+			      tm_decomp_format_name(st.format));
+	}
+	return false;
+}
+
 struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_name,
 				   const struct tm_archive_options *o, struct tm_block_error *err)
 {
+	struct tm_block_error local;
+	if (!err)
+		err = &local;
 	struct tm_archive *a = g_new0(struct tm_archive, 1);
 	a->index_fd = -1;
 	struct diag_relay *relay = g_new0(struct diag_relay, 1);
@@ -140,12 +162,18 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 			iopts.progress = relay_progress;
 			iopts.progress_ud = relay;
 		}
+		if (a->format != TM_DECOMP_NONE && !stream_starts(a->data, err))
+			goto fail;
 		a->index = tm_index_build(a->data, &iopts, err);
 		if (a->index && a->format != TM_DECOMP_NONE) {
-			if (!tm_decomp_finish(a->data, a->index->archive_end, err))
-				g_clear_pointer(&a->index, tm_index_free);
-			else
-				a->index->fingerprint = tm_decomp_fingerprint(a->data);
+			struct tm_block_error derr = { .code = TM_BLOCK_OK };
+			if (!tm_decomp_finish(a->data, a->index->archive_end, &derr)) {
+				/* Damage after the members indexed: said once, counted. */
+				char msg[300];
+				relay_diag(relay, true, tm_decomp_scan_position(a->data),
+					   tm_block_strerror(&derr, msg, sizeof msg));
+			}
+			a->index->fingerprint = tm_decomp_fingerprint(a->data);
 		}
 		if (!a->index)
 			goto fail;

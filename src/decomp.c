@@ -577,11 +577,8 @@ static int read_chunk(struct tm_decomp *d, uint64_t index, uint32_t from, uint32
 			continue;
 		}
 		if (d->size_known && index * CHUNK >= d->size) {
-			bool failed = d->scan_failed && !d->partial;
-			struct tm_block_error e = d->scan_err;
+			/* Also where a damaged stream broke: for the reader, it ends there. */
 			pthread_mutex_unlock(&d->lock);
-			if (failed && e.code == TM_BLOCK_IO) /* the stream broke here */
-				return *err = e, -1;
 			return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0,
 					     "past the end of the %s stream", d->codec->name);
 		}
@@ -927,11 +924,7 @@ static gpointer scan_main(gpointer data)
 	bool ok = d->codec->next_unit ? scan_units(&e, &err) : scan_in_order(&e, NULL, &err);
 	if (e.buf || ok) /* the last, partial chunk */
 		emit_done(&e, 0, true);
-	if (!ok) {
-		char msg[300];
-		tm_decomp_diag(d, true, atomic_load(&d->scan_cpos), "%s",
-			       tm_block_strerror(&err, msg, sizeof msg));
-	}
+	/* A failure is told by tm_decomp_finish; until then the stream ends where it broke. */
 	pthread_mutex_lock(&d->lock);
 	d->size = e.pos;
 	d->size_known = true;
@@ -960,12 +953,14 @@ bool tm_decomp_finish(struct tm_block *b, uint64_t used_end, struct tm_block_err
 		g_thread_join(d->scan);
 	d->scan = NULL;
 	d->opts.diag = NULL; /* the scan was its only user */
-	if (d->scan_failed && d->size < used_end) {
+	if (!table_fingerprint(d, &d->fingerprint, err))
+		return false;
+	if (d->scan_failed) {
 		if (err)
 			*err = d->scan_err;
 		return false;
 	}
-	return table_fingerprint(d, &d->fingerprint, err);
+	return true;
 }
 
 /* ---- the saved table ---- */

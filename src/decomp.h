@@ -81,7 +81,9 @@ bool tm_decomp_is(struct tm_block *b);
 /* The reader of the scan is done with everything before used_end (the end of the archive):
  * the scan goes on to the end of the stream to check it (or stops a bounded distance past
  * used_end, for a stream that goes on long after the archive), then this returns.  False
- * when the scan failed before used_end could be read (err says why). */
+ * with err when the stream is damaged (corrupt data, a checksum mismatch): the stream then
+ * ended, for the reader, where the damage starts; the table is still good for what
+ * precedes. */
 bool tm_decomp_finish(struct tm_block *b, uint64_t used_end, struct tm_block_error *err);
 
 /* Compressed bytes the scan has read so far (for progress reports; any thread). */

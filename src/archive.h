@@ -9,14 +9,21 @@
 #include "block.h"
 #include "decomp.h"
 #include "index.h"
+#include "index_cache.h"
 
 struct tm_archive_options {
 	enum tm_decomp_format compression; /* TM_DECOMP_AUTO: from the magic bytes */
 	struct tm_decomp_options decomp;   /* its diag is set by tm_archive_open */
 	struct tm_index_options index;     /* diag also gets the decompressor's findings */
-	const char *index_path;            /* NULL: tm_index_default_path */
+	const char *index_path;            /* NULL: tm_index_default_path, in the cache */
+	uint64_t index_cache_max;          /* the cache's cap (tm_index_cache_max), applied
+					      when an index is saved there; 0: none */
 	bool persist;                      /* read and write an index file */
 	bool defer_save;                   /* the caller calls tm_archive_save (later) */
+	/* Called now and then while the archive is scanned: bytes of the source done of
+	 * total (compressed bytes, for a compressed source), members read. */
+	void (*progress)(void *ud, uint64_t done, uint64_t total, uint64_t members);
+	void *progress_ud;
 };
 
 struct tm_archive {
@@ -28,6 +35,10 @@ struct tm_archive {
 	bool saved;
 	char id[65];            /* the source's identity, when persist */
 	char *index_path;       /* when persist */
+	int index_fd;           /* that file, held (index_cache.h) while open; -1: none */
+	bool in_cache;          /* index_path is in the cache: saving there prunes it */
+	uint64_t cache_max;
+	struct tm_index_cache_report pruned; /* by the save */
 	char *source_path;      /* the source's absolute path, when it is a path */
 	char why_rebuilt[300];  /* why a saved index was not used, or "" */
 };
@@ -37,7 +48,9 @@ struct tm_archive {
 struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_name,
 				   const struct tm_archive_options *o, struct tm_block_error *err);
 /* Save the index (and seek table) when it was built here and persist was asked; true when
- * there was nothing to do.  Safe to call from another thread than the readers'. */
+ * there was nothing to do.  Saved in the cache, it is held from then on, and the cache is
+ * pruned (what that did in pruned; a failure to prune is not one to save).  Safe to call
+ * from another thread than the readers'. */
 bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len);
 void tm_archive_close(struct tm_archive *a);
 

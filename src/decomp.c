@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,8 @@ struct tm_decomp {
 	int npool;
 
 	uint64_t decoded, restarts; /* stats */
+	_Atomic uint64_t scan_cpos; /* compressed bytes the scan has read */
+	uint64_t size_hint;         /* what the stream says of its size, or 0 */
 };
 
 static const struct tm_codec *const codecs[] = {
@@ -123,8 +126,10 @@ enum tm_decomp_format tm_decomp_detect(const uint8_t *h, size_t len)
 	if (len >= 10 && h[0] == 'B' && h[1] == 'Z' && h[2] == 'h' && h[3] >= '1' && h[3] <= '9' &&
 	    !memcmp(h + 4, "\x31\x41\x59\x26\x53\x59", 6))
 		return TM_DECOMP_BZIP2;
-	if (len >= 4 && h[0] == 0x04 && h[1] == 0x22 && h[2] == 0x4d && h[3] == 0x18)
+	if (len >= 4 && !memcmp(h, "\x04\x22\x4d\x18", 4))
 		return TM_DECOMP_LZ4;
+	if (len >= 4 && !memcmp(h, "\x02\x21\x4c\x18", 4))
+		return TM_DECOMP_LZ4; /* the legacy format */
 	return TM_DECOMP_NONE;
 }
 
@@ -147,8 +152,6 @@ const char *tm_decomp_advice(enum tm_decomp_format f)
 		return "recompress it in frames (pzstd, zstd --seekable or zstd -B) for fast reads";
 	case TM_DECOMP_XZ:
 		return "recompress it in blocks (xz -T0, or xz --block-size=4MiB) for fast reads";
-	case TM_DECOMP_BZIP2:
-		return "recompress it with pbzip2 (one stream per block) for fast reads";
 	default:
 		return NULL;
 	}
@@ -257,7 +260,7 @@ int tm_decomp_corrupt(struct tm_decomp *d, struct tm_block_error *err, uint64_t 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	return tm_block_fail(err, TM_BLOCK_IO, EIO, "%s data at compressed byte %llu: %s",
+	return tm_block_fail(err, TM_BLOCK_IO, 0, "%s data at compressed byte %llu: %s",
 			     d->codec->name, (unsigned long long)offset, what);
 }
 
@@ -265,14 +268,16 @@ int tm_decomp_corrupt(struct tm_decomp *d, struct tm_block_error *err, uint64_t 
 
 #define CIN_BUF (256u * 1024)
 
-void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at)
+void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at, bool scan)
 {
-	*in = (struct tm_cin){ .b = d->inner, .end = d->csize, .base = at, .cap = CIN_BUF };
+	*in = (struct tm_cin){ .b = d->inner, .end = d->csize, .base = at, .cap = CIN_BUF,
+			       .scan = scan ? d : NULL };
 	in->buf = g_malloc(in->cap);
 }
 
 void tm_cin_free(struct tm_cin *in)
 {
+	g_clear_pointer(&in->priv, g_free);
 	g_clear_pointer(&in->buf, g_free);
 }
 
@@ -303,6 +308,8 @@ ssize_t tm_cin_peek(struct tm_cin *in, size_t n, struct tm_block_error *err)
 	if (tm_block_pread(in->b, in->buf + keep, want, pos, err) < 0)
 		return -1;
 	in->len += want;
+	if (in->scan)
+		atomic_store_explicit(&in->scan->scan_cpos, pos + want, memory_order_relaxed);
 	return (ssize_t)in->len;
 }
 
@@ -311,6 +318,39 @@ ssize_t tm_cin_fill(struct tm_cin *in, struct tm_block_error *err)
 	if (in->at < in->len)
 		return (ssize_t)(in->len - in->at);
 	return tm_cin_peek(in, 1, err);
+}
+
+int tm_cin_skip(struct tm_cin *in, uint64_t n, struct tm_block_error *err)
+{
+	while (n > 0) {
+		ssize_t have = tm_cin_fill(in, err);
+		if (have <= 0)
+			return (int)have;
+		size_t k = (uint64_t)have < n ? (size_t)have : (size_t)n;
+		in->at += k;
+		n -= k;
+	}
+	return 1;
+}
+
+void tm_decomp_set_size_hint(struct tm_decomp *d, uint64_t size)
+{
+	d->size_hint = size;
+}
+
+uint64_t tm_decomp_size_hint(struct tm_decomp *d)
+{
+	return d->size_hint;
+}
+
+bool tm_decomp_point(struct tm_decomp *d, uint64_t i, struct tm_point *p)
+{
+	pthread_mutex_lock(&d->lock);
+	bool ok = i < d->points->len;
+	if (ok)
+		*p = g_array_index(d->points, struct tm_point, i);
+	pthread_mutex_unlock(&d->lock);
+	return ok;
 }
 
 /* ---- the cache ---- */
@@ -436,10 +476,15 @@ static int decode_chunk(struct tm_decomp *d, uint64_t index, struct tm_block_err
 	uint64_t target = index * CHUNK, pos;
 	bool seq;
 	struct tm_dec *x = dec_for(d, target, &pos, &seq, err);
-	if (!x)
+	if (!x) {
+		pthread_mutex_lock(&d->lock);
+		unplace(d, index);
+		pthread_mutex_unlock(&d->lock);
 		return -1;
+	}
 	uint8_t *buf = g_malloc(CHUNK);
 	uint64_t produced = 0;
+	int ahead = 0;
 	while (pos < target) { /* decode up to the chunk, discarding */
 		size_t n = target - pos < CHUNK ? (size_t)(target - pos) : CHUNK;
 		ssize_t got = dec_read_full(d, x, buf, n, err);
@@ -452,7 +497,7 @@ static int decode_chunk(struct tm_decomp *d, uint64_t index, struct tm_block_err
 		}
 		pos += (uint64_t)got, produced += (uint64_t)got;
 	}
-	for (int ahead = 0;; ahead++) {
+	for (;; ahead++) {
 		ssize_t got = dec_read_full(d, x, buf, CHUNK, err);
 		if (got < 0)
 			goto fail;
@@ -495,7 +540,8 @@ fail:
 	pthread_mutex_lock(&d->lock);
 	unplace(d, index);
 	pthread_mutex_unlock(&d->lock);
-	return -1;
+	/* A chunk read ahead failed: the one asked for was published before. */
+	return ahead > 0 ? 0 : -1;
 }
 
 /* Copy [from, from+len) of chunk index into out, decoding it when no one has. */
@@ -677,63 +723,226 @@ static bool table_fingerprint(struct tm_decomp *d, uint64_t *out, struct tm_bloc
 
 /* ---- the scan ---- */
 
+/* The scan hands its output over in chunks: an emitter fills one at a time and publishes
+ * it, staying at most half the cache ahead of what the reader asked for. */
+struct emitter {
+	struct tm_decomp *d;
+	uint8_t *buf;    /* the chunk being filled */
+	uint32_t fill;
+	uint64_t index;  /* its number */
+	uint64_t pos;    /* decompressed bytes emitted */
+	bool partial;    /* stopped past the archive's end */
+};
+
+/* Room for the next bytes: a chunk buffer with CHUNK - fill free; false when the scan is to
+ * stop (the reader is done and the end is far past its archive). */
+static bool emit_room(struct emitter *e)
+{
+	if (e->buf)
+		return true;
+	struct tm_decomp *d = e->d;
+	pthread_mutex_lock(&d->lock);
+	while (!d->reader_done && e->index > d->want + d->capacity / 2)
+		pthread_cond_wait(&d->cond, &d->lock);
+	e->partial = d->reader_done && e->pos > d->used_end + TAIL_MAX;
+	pthread_mutex_unlock(&d->lock);
+	if (e->partial)
+		return false;
+	e->buf = g_malloc(CHUNK);
+	e->fill = 0;
+	return true;
+}
+
+/* n bytes were written at buf + fill: publish the chunk once full (or, last, as it is). */
+static void emit_done(struct emitter *e, uint32_t n, bool last)
+{
+	struct tm_decomp *d = e->d;
+	e->fill += n;
+	e->pos += n;
+	if (e->fill < CHUNK && !last)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->decoded += e->fill;
+	d->frontier = e->pos;
+	if (last) { /* the end: known before anyone sees the short chunk */
+		d->size = e->pos;
+		d->size_known = true;
+	}
+	GSList *ev = NULL;
+	if (e->fill && !d->reader_done)
+		ev = publish(d, e->index, e->buf, e->fill);
+	else
+		g_free(e->buf);
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	free_chunks(ev);
+	e->buf = NULL;
+	e->fill = 0;
+	e->index++;
+}
+
+static bool emit_bytes(struct emitter *e, const uint8_t *data, size_t len)
+{
+	while (len > 0) {
+		if (!emit_room(e))
+			return false;
+		uint32_t n = CHUNK - e->fill < len ? CHUNK - e->fill : (uint32_t)len;
+		memcpy(e->buf + e->fill, data, n);
+		emit_done(e, n, false);
+		data += n, len -= n;
+	}
+	return true;
+}
+
+/* Decode from p (a scan decoder) to the end, in order.  false on an error (err). */
+static bool scan_in_order(struct emitter *e, const struct tm_point *p, struct tm_block_error *err)
+{
+	struct tm_decomp *d = e->d;
+	struct tm_dec *x = d->codec->open(d, p, true, err);
+	if (!x)
+		return false;
+	bool ok = true;
+	while (emit_room(e)) {
+		ssize_t got = dec_read_full(d, x, e->buf + e->fill, CHUNK - e->fill, err);
+		if (got < 0) {
+			ok = false;
+			break;
+		}
+		bool end = (uint32_t)got < CHUNK - e->fill;
+		emit_done(e, (uint32_t)got, false);
+		if (end)
+			break;
+	}
+	d->codec->close(x);
+	return ok;
+}
+
+/* ---- units on several threads ---- */
+
+#define WORKERS 2
+
+struct job {
+	struct tm_unit u;
+	uint8_t *out;
+	ssize_t got;
+	struct tm_block_error err;
+	bool done;
+};
+
+static void job_run(gpointer data, gpointer user)
+{
+	struct job *j = data;
+	struct tm_decomp *d = user;
+	j->out = g_try_malloc(j->u.ulen ? j->u.ulen : 1);
+	if (!j->out)
+		j->got = tm_block_fail(&j->err, TM_BLOCK_IO, ENOMEM, NULL);
+	else
+		j->got = d->codec->decode_unit(d, &j->u, j->out, &j->err);
+	pthread_mutex_lock(&d->lock);
+	j->done = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Decode units on WORKERS threads, emitting them in order; then what remains in order.
+ * false on an error (err). */
+static bool scan_units(struct emitter *e, struct tm_block_error *err)
+{
+	struct tm_decomp *d = e->d;
+	struct tm_cin in;
+	tm_cin_init(&in, d, 0, true);
+	GThreadPool *pool = g_thread_pool_new(job_run, d, WORKERS, TRUE, NULL);
+	GQueue jobs = G_QUEUE_INIT;
+	struct tm_unit last = { .seq = 0 };
+	bool more = true, ok = true;
+	struct tm_point tail = { 0 }; /* where what is left starts */
+	while (ok) {
+		/* Keep every worker busy, and one unit ready behind them. */
+		while (more && jobs.length < WORKERS + 1) {
+			struct tm_unit u = last;
+			int rc = d->codec->next_unit(d, &in, &u, err);
+			if (rc < 0) {
+				ok = false;
+				break;
+			}
+			if (rc == 0) {
+				more = false;
+				tail = u.at;
+				break;
+			}
+			u.seq = last.seq + 1;
+			last = u;
+			struct job *j = g_new0(struct job, 1);
+			j->u = u;
+			g_queue_push_tail(&jobs, j);
+			g_thread_pool_push(pool, j, NULL);
+		}
+		struct job *j = g_queue_pop_head(&jobs);
+		if (!j)
+			break;
+		pthread_mutex_lock(&d->lock);
+		while (!j->done)
+			pthread_cond_wait(&d->cond, &d->lock);
+		pthread_mutex_unlock(&d->lock);
+		if (ok && j->got < 0) {
+			*err = j->err;
+			ok = false;
+		} else if (ok && j->u.exact && (uint64_t)j->got != j->u.ulen) {
+			tm_decomp_corrupt(d, err, j->u.at.coff, "a unit decodes to %lld bytes, not %llu",
+					  (long long)j->got, (unsigned long long)j->u.ulen);
+			ok = false;
+		}
+		if (ok) {
+			/* Every unit is a point: a reader may go from one to the next. */
+			struct tm_point p = j->u.at;
+			p.uoff = e->pos;
+			tm_decomp_add_point(d, &p, NULL, 0);
+			if (!emit_bytes(e, j->out, (size_t)j->got))
+				more = false, tail.coff = d->csize; /* stopped: the rest is not wanted */
+		}
+		g_free(j->out);
+		g_free(j);
+	}
+	g_thread_pool_free(pool, FALSE, TRUE); /* waits for the jobs left */
+	struct job *j;
+	while ((j = g_queue_pop_head(&jobs))) {
+		g_free(j->out);
+		g_free(j);
+	}
+	tm_cin_free(&in);
+	if (ok && !e->partial && tail.coff < d->csize) {
+		tail.uoff = e->pos;
+		if (e->pos > 0)
+			tm_decomp_add_point(d, &tail, NULL, 0);
+		ok = scan_in_order(e, &tail, err);
+	}
+	return ok;
+}
+
 static gpointer scan_main(gpointer data)
 {
 	struct tm_decomp *d = data;
 	struct tm_block_error err = { .code = TM_BLOCK_OK };
-	struct tm_dec *x = d->codec->open(d, NULL, true, &err);
-	uint64_t pos = 0, index = 0;
-	bool failed = !x, partial = false;
-	while (x) {
-		pthread_mutex_lock(&d->lock);
-		/* Stay at most half the cache ahead of what the reader asked for. */
-		while (!d->reader_done && index > d->want + d->capacity / 2)
-			pthread_cond_wait(&d->cond, &d->lock);
-		bool keep = !d->reader_done;
-		partial = d->reader_done && pos > d->used_end + TAIL_MAX;
-		pthread_mutex_unlock(&d->lock);
-		if (partial)
-			break;
-		uint8_t *buf = g_malloc(CHUNK);
-		ssize_t got = dec_read_full(d, x, buf, CHUNK, &err);
-		if (got <= 0) {
-			g_free(buf);
-			failed = got < 0;
-			break;
-		}
-		pthread_mutex_lock(&d->lock);
-		pos += (uint64_t)got;
-		d->decoded += (uint64_t)got;
-		d->frontier = pos;
-		if (got < CHUNK) { /* the end: known before anyone sees the short chunk */
-			d->size = pos;
-			d->size_known = true;
-		}
-		GSList *ev = NULL;
-		if (keep)
-			ev = publish(d, index, buf, (uint32_t)got);
-		else
-			g_free(buf);
-		pthread_cond_broadcast(&d->cond);
-		pthread_mutex_unlock(&d->lock);
-		free_chunks(ev);
-		index++;
-		if (got < CHUNK)
-			break; /* the end: the next read would say 0 */
-	}
-	if (x)
-		d->codec->close(x);
-	if (failed) {
+	struct emitter e = { .d = d };
+	bool ok = d->codec->next_unit ? scan_units(&e, &err) : scan_in_order(&e, NULL, &err);
+	if (e.buf || ok) /* the last, partial chunk */
+		emit_done(&e, 0, true);
+	if (!ok) {
 		char msg[300];
-		tm_decomp_diag(d, true, 0, "%s", tm_block_strerror(&err, msg, sizeof msg));
+		tm_decomp_diag(d, true, atomic_load(&d->scan_cpos), "%s",
+			       tm_block_strerror(&err, msg, sizeof msg));
 	}
 	pthread_mutex_lock(&d->lock);
-	d->size = pos;
+	d->size = e.pos;
 	d->size_known = true;
+	/* A point where nothing follows (an empty last member or frame) is of no use. */
+	while (d->points->len > 1 &&
+	       g_array_index(d->points, struct tm_point, d->points->len - 1).uoff >= d->size)
+		g_array_set_size(d->points, d->points->len - 1);
 	d->scanning = false;
-	d->scan_failed = failed;
+	d->scan_failed = !ok;
 	d->scan_err = err;
-	d->partial = partial;
+	d->partial = e.partial;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
@@ -750,6 +959,7 @@ bool tm_decomp_finish(struct tm_block *b, uint64_t used_end, struct tm_block_err
 	if (d->scan)
 		g_thread_join(d->scan);
 	d->scan = NULL;
+	d->opts.diag = NULL; /* the scan was its only user */
 	if (d->scan_failed && d->size < used_end) {
 		if (err)
 			*err = d->scan_err;
@@ -819,9 +1029,33 @@ void tm_decomp_table(struct tm_block *b, GByteArray *out)
 	pthread_mutex_unlock(&d->lock);
 }
 
+uint64_t tm_decomp_scan_position(struct tm_block *b)
+{
+	return atomic_load_explicit(&((struct tm_decomp *)b)->scan_cpos, memory_order_relaxed);
+}
+
 uint64_t tm_decomp_fingerprint(struct tm_block *b)
 {
 	return ((struct tm_decomp *)b)->fingerprint;
+}
+
+bool tm_decomp_test_seal_table(struct tm_block *inner, void *table, size_t len)
+{
+	struct table_header h;
+	if (len < sizeof h)
+		return false;
+	memcpy(&h, table, sizeof h);
+	if (h.npoints > (len - sizeof h) / sizeof(struct tm_point))
+		return false;
+	struct tm_decomp d = { .inner = inner, .csize = tm_block_size_bytes(inner), .size = h.size };
+	d.points = g_array_new(FALSE, FALSE, sizeof(struct tm_point));
+	g_array_append_vals(d.points, (const uint8_t *)table + sizeof h, (guint)h.npoints);
+	struct tm_block_error err;
+	bool ok = table_fingerprint(&d, &h.fingerprint, &err);
+	g_array_free(d.points, TRUE);
+	if (ok)
+		memcpy(table, &h, sizeof h);
+	return ok;
 }
 
 /* Load a saved table into d, checking everything a reader relies on. */
@@ -845,7 +1079,7 @@ static bool table_load(struct tm_decomp *d, const uint8_t *t, size_t len,
 		const struct tm_point *prev = d->points->len
 			? &g_array_index(d->points, struct tm_point, d->points->len - 1) : NULL;
 		if ((i == 0 && p.uoff != 0) || (prev && (p.uoff <= prev->uoff || p.coff < prev->coff)) ||
-		    (p.uoff >= h.size && h.size > 0) || p.coff > h.csize || p.bits > 7 ||
+		    p.uoff > h.size || p.coff > h.csize || p.bits > 7 ||
 		    (uint64_t)p.aux_off + p.aux_len > h.aux_len)
 			goto bad;
 		g_array_append_val(d->points, p);

@@ -4,9 +4,11 @@
  *
  * Random access comes from seek points: places in the compressed stream where decoding can
  * start, each with the decompressed offset it produces and whatever state the format needs
- * to resume there (gzip: a bit offset and the 32 KiB window before it; lz4 linked blocks:
- * the 64 KiB before; zstd frames, xz blocks, gzip members and bzip2 streams: nothing).  The
- * first pass (the "scan") decodes the stream once from the start on a thread of its own,
+ * to resume there (gzip: a bit offset and the 32 KiB window before it; bzip2 blocks: a bit
+ * offset and a length; lz4 linked blocks: the 64 KiB before them; zstd frames, xz blocks,
+ * gzip members and lz4 independent blocks: nothing).  The
+ * first pass (the "scan") decodes the stream once from the start on a thread of its own (or,
+ * where the format has pieces that decode on their own, two at a time on worker threads),
  * records the seek points and hands the decoded bytes to the reader (the tar scan) through
  * the chunk cache; the table it made is saved in the index file (tm_decomp_table) and given
  * back on the next open, which then reads no compressed data before it answers.
@@ -82,11 +84,21 @@ bool tm_decomp_is(struct tm_block *b);
  * when the scan failed before used_end could be read (err says why). */
 bool tm_decomp_finish(struct tm_block *b, uint64_t used_end, struct tm_block_error *err);
 
+/* Compressed bytes the scan has read so far (for progress reports; any thread). */
+uint64_t tm_decomp_scan_position(struct tm_block *b);
+
 /* The seek table for tm_decomp_new, after the scan. */
 void tm_decomp_table(struct tm_block *b, GByteArray *out);
 /* A hash of the table and of the compressed bytes it was checked against: stands in for
  * the index's fingerprint of header blocks, which would cost a decode per sample. */
 uint64_t tm_decomp_fingerprint(struct tm_block *b);
+
+/* Test hook, for the fuzzers and unit tests only (tm_index_file_seal's counterpart): set
+ * the fingerprint field of table[0..len), laid out as tm_decomp_table writes it, to what
+ * tm_decomp_new computes over inner for its size and points, so that a table changed on
+ * purpose gets past the fingerprint to the rest of the validation.  False (table unchanged)
+ * when it is too short for its header and points, or inner cannot be read. */
+bool tm_decomp_test_seal_table(struct tm_block *inner, void *table, size_t len);
 
 struct tm_decomp_stats {
 	enum tm_decomp_format format;

@@ -26,6 +26,20 @@ struct tm_point {
 
 struct tm_decomp;
 struct tm_dec; /* a codec's decoder */
+struct tm_cin;
+
+/* A piece of the stream that decodes on its own (a zstd frame, an xz block), so that the
+ * scan can decode several at once. */
+struct tm_unit {
+	struct tm_point at; /* where it starts; at.uoff is set by the scan */
+	uint64_t seq;       /* 0 for the first unit, then 1, 2, ... */
+	uint64_t clen;      /* compressed bytes (at most; the decoder stops at its end) */
+	uint64_t ulen;      /* decompressed bytes: exact when exact, else an upper bound */
+	bool exact;
+};
+
+/* Largest unit decoded whole in memory; larger ones are decoded in order, streaming. */
+#define TM_UNIT_MAX (64u << 20)
 
 struct tm_codec {
 	enum tm_decomp_format format;
@@ -41,6 +55,16 @@ struct tm_codec {
 	 * with err.  A scan decoder that meets a truncated stream reports it and returns 0. */
 	ssize_t (*read)(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_block_error *err);
 	void (*close)(struct tm_dec *x);
+	/* Optional, for a scan on several threads.  next_unit, called in order from the scan
+	 * thread with in reading the source (at 0 at first) and *u the previous unit (seq 0:
+	 * none yet): the next unit (1), or 0 when what remains must be decoded in order
+	 * (a unit over TM_UNIT_MAX, trailing bytes, the end), with u->at where that starts
+	 * (at.coff = the compressed size: nothing), -1 with err.  decode_unit, from any thread: u decoded whole into out[0..u->ulen),
+	 * returning the count, or -1 with err. */
+	int (*next_unit)(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *u,
+			 struct tm_block_error *err);
+	ssize_t (*decode_unit)(struct tm_decomp *d, const struct tm_unit *u, uint8_t *out,
+			       struct tm_block_error *err);
 };
 
 extern const struct tm_codec tm_codec_gzip, tm_codec_zstd, tm_codec_xz, tm_codec_bzip2,
@@ -54,8 +78,11 @@ struct tm_cin {
 	uint8_t *buf;
 	size_t len, at;    /* valid bytes, next unread */
 	size_t cap;
+	struct tm_decomp *scan; /* the scan's input: its position is the scan's progress */
+	void *priv;             /* a codec's splitter state (next_unit); g_free'd with it */
 };
-void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at);
+/* Start reading the source at byte at; scan: this is the scan's decoder. */
+void tm_cin_init(struct tm_cin *in, struct tm_decomp *d, uint64_t at, bool scan);
 void tm_cin_free(struct tm_cin *in);
 /* Refill when everything buffered was used: -1 with err on a read error, 0 at the end of
  * the source, else the bytes now available. */
@@ -68,6 +95,16 @@ static inline uint64_t tm_cin_pos(const struct tm_cin *in)
 /* Make at least n bytes (or what is left of the source) available without consuming
  * them: returns the count available (< n only at the end), -1 with err. */
 ssize_t tm_cin_peek(struct tm_cin *in, size_t n, struct tm_block_error *err);
+
+/* Skip n bytes of input (reading through them); -1 with err, 0 when the source ended
+ * first, 1 done. */
+int tm_cin_skip(struct tm_cin *in, uint64_t n, struct tm_block_error *err);
+
+/* The decompressed size the stream says it has (xz's index), for the last unit. */
+void tm_decomp_set_size_hint(struct tm_decomp *d, uint64_t size);
+uint64_t tm_decomp_size_hint(struct tm_decomp *d);
+/* The table's point number i into *p; false past the end. */
+bool tm_decomp_point(struct tm_decomp *d, uint64_t i, struct tm_point *p);
 
 /* For codecs: the source, the compressed size, and the options. */
 struct tm_block *tm_decomp_inner(struct tm_decomp *d);

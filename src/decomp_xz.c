@@ -88,6 +88,7 @@ static void xz_prepare(struct tm_decomp *d)
 				      .extra = (uint32_t)it.stream.flags->check };
 		tm_decomp_add_point(d, &p, NULL, 0);
 	}
+	tm_decomp_set_size_hint(d, lzma_index_uncompressed_size(idx));
 	lzma_index_end(idx, NULL);
 }
 
@@ -152,7 +153,7 @@ static struct tm_dec *xz_open(struct tm_decomp *d, const struct tm_point *p, boo
 	x->scan = scan;
 	x->s = (lzma_stream)LZMA_STREAM_INIT;
 	x->uoff = p ? p->uoff : 0;
-	tm_cin_init(&x->in, d, p ? p->coff : 0);
+	tm_cin_init(&x->in, d, p ? p->coff : 0, scan);
 	int rc = p && p->kind == AT_BLOCK ? block_start(x, p, err) : stream_start(x, err);
 	if (rc < 0) {
 		xz_close(x);
@@ -227,7 +228,7 @@ static ssize_t xz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 								 "blocks do not follow each other");
 				} else {
 					tm_cin_free(&x->in);
-					tm_cin_init(&x->in, x->d, next.coff);
+					tm_cin_init(&x->in, x->d, next.coff, false);
 					if (block_start(x, &next, err) < 0)
 						return -1;
 				}
@@ -243,6 +244,67 @@ static ssize_t xz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 	return (ssize_t)(len - x->s.avail_out);
 }
 
+/* Units are the blocks the index lists (prepare made them points). */
+static int xz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *u,
+			struct tm_block_error *err)
+{
+	(void)err, (void)in;
+	struct tm_point p, next;
+	if (!tm_decomp_point(d, u->seq, &p) || p.kind != AT_BLOCK) {
+		/* No index (the whole stream in order), or past the last block (nothing). */
+		u->at = (struct tm_point){ .coff = u->seq ? tm_decomp_csize(d) : 0 };
+		return 0;
+	}
+	bool last = !tm_decomp_point(d, u->seq + 1, &next);
+	uint64_t uend = last ? tm_decomp_size_hint(d) : next.uoff;
+	uint64_t cend = last ? tm_decomp_csize(d) : next.coff;
+	if (uend <= p.uoff || uend - p.uoff > TM_UNIT_MAX || cend < p.coff) {
+		u->at = p; /* a block too large: it and the rest, in order, block by block */
+		return 0;
+	}
+	u->at = p;
+	u->clen = cend - p.coff;
+	u->ulen = uend - p.uoff;
+	u->exact = true;
+	return 1;
+}
+
+static ssize_t xz_decode_unit(struct tm_decomp *d, const struct tm_unit *u, uint8_t *out,
+			      struct tm_block_error *err)
+{
+	/* The block header at its start says its size; a block that says nothing ends at
+	 * the next point (or its compressed size from the index). */
+	uint8_t *in = g_try_malloc(u->clen ? u->clen : 1);
+	if (!in)
+		return tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+	ssize_t rc = -1;
+	lzma_filter filters[LZMA_FILTERS_MAX + 1];
+	lzma_block block = { .version = 1, .check = (lzma_check)u->at.extra, .filters = filters };
+	if (tm_block_pread(tm_decomp_inner(d), in, u->clen, u->at.coff, err) < 0)
+		goto out;
+	if (u->clen == 0 || in[0] == 0) {
+		tm_decomp_corrupt(d, err, u->at.coff, "no block header at a seek point");
+		goto out;
+	}
+	block.header_size = lzma_block_header_size_decode(in[0]);
+	lzma_ret r = block.header_size <= u->clen ? lzma_block_header_decode(&block, NULL, in)
+						  : LZMA_DATA_ERROR;
+	if (r != LZMA_OK) {
+		tm_decomp_corrupt(d, err, u->at.coff, "block header: %s", lzma_text(r));
+		goto out;
+	}
+	size_t in_pos = block.header_size, out_pos = 0;
+	r = lzma_block_buffer_decode(&block, NULL, in, &in_pos, u->clen, out, &out_pos, u->ulen);
+	lzma_filters_free(filters, NULL);
+	if (r != LZMA_OK)
+		tm_decomp_corrupt(d, err, u->at.coff + in_pos, "%s", lzma_text(r));
+	else
+		rc = (ssize_t)out_pos;
+out:
+	g_free(in);
+	return rc;
+}
+
 const struct tm_codec tm_codec_xz = {
 	.format = TM_DECOMP_XZ,
 	.name = "xz",
@@ -250,4 +312,6 @@ const struct tm_codec tm_codec_xz = {
 	.open = xz_open,
 	.read = xz_read,
 	.close = xz_close,
+	.next_unit = xz_next_unit,
+	.decode_unit = xz_decode_unit,
 };

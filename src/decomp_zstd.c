@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
+/* ZSTD_getFrameHeader: in the experimental section, exported by the shared library. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -47,7 +49,7 @@ static struct tm_dec *zs_open(struct tm_decomp *d, const struct tm_point *p, boo
 		tm_block_fail(err, TM_BLOCK_IO, ENOMEM, "libzstd: cannot start a decoder");
 		return NULL;
 	}
-	tm_cin_init(&x->in, d, p ? p->coff : 0);
+	tm_cin_init(&x->in, d, p ? p->coff : 0, scan);
 	return x;
 }
 
@@ -127,10 +129,93 @@ static ssize_t zs_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 	return (ssize_t)out.pos;
 }
 
+/* Units are frames: walked by their block headers (3 bytes each, no decoding), so that
+ * each can be decoded whole on its own thread.  A frame whose output could pass
+ * TM_UNIT_MAX (the zstd CLI's single frame) and whatever follows the frames are left to the
+ * in-order decoder. */
+static int zs_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *u,
+			struct tm_block_error *err)
+{
+	for (;;) {
+		uint64_t at = tm_cin_pos(in);
+		u->at = (struct tm_point){ .coff = at };
+		ssize_t n = tm_cin_peek(in, ZSTD_FRAMEHEADERSIZE_MAX, err);
+		if (n < 0)
+			return -1;
+		const uint8_t *h = in->buf + in->at;
+		if (n < 8 || !frame_magic(h))
+			return 0;
+		if (h[0] != 0x28) { /* a skippable frame */
+			uint32_t size = (uint32_t)h[4] | (uint32_t)h[5] << 8 |
+					(uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
+			int rc = tm_cin_skip(in, 8 + (uint64_t)size, err);
+			if (rc <= 0)
+				return rc;
+			continue;
+		}
+		ZSTD_frameHeader fh;
+		if (ZSTD_getFrameHeader(&fh, h, (size_t)n) != 0 ||
+		    (fh.frameContentSize != ZSTD_CONTENTSIZE_UNKNOWN &&
+		     fh.frameContentSize > TM_UNIT_MAX))
+			return 0;
+		int rc = tm_cin_skip(in, fh.headerSize, err);
+		uint64_t bound = 0;
+		uint32_t bmax = fh.blockSizeMax < (128u << 10) ? fh.blockSizeMax : 128u << 10;
+		for (bool last = false; rc > 0 && !last;) {
+			if ((n = tm_cin_peek(in, 3, err)) < 0)
+				return -1;
+			if (n < 3)
+				return 0; /* truncated: the in-order decoder says so */
+			const uint8_t *b = in->buf + in->at;
+			uint32_t bh = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16;
+			uint32_t type = (bh >> 1) & 3, size = bh >> 3;
+			last = bh & 1;
+			if (type == 3 || (type != 2 && size > bmax && size > fh.blockSizeMax))
+				return 0; /* corrupt: the in-order decoder says where */
+			bound += type == 2 ? bmax : size;
+			if (bound > TM_UNIT_MAX)
+				return 0;
+			rc = tm_cin_skip(in, 3 + (type == 1 ? 1 : (uint64_t)size), err);
+		}
+		if (rc > 0 && fh.checksumFlag)
+			rc = tm_cin_skip(in, 4, err);
+		if (rc <= 0)
+			return rc < 0 ? -1 : 0;
+		bool exact = fh.frameContentSize != ZSTD_CONTENTSIZE_UNKNOWN;
+		u->clen = tm_cin_pos(in) - at;
+		u->ulen = exact ? fh.frameContentSize : bound;
+		u->exact = exact;
+		(void)d;
+		return 1;
+	}
+}
+
+static ssize_t zs_decode_unit(struct tm_decomp *d, const struct tm_unit *u, uint8_t *out,
+			      struct tm_block_error *err)
+{
+	uint8_t *in = g_try_malloc(u->clen ? u->clen : 1);
+	ZSTD_DCtx *z = ZSTD_createDCtx();
+	ssize_t rc = -1;
+	if (!in || !z) {
+		tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+	} else if (tm_block_pread(tm_decomp_inner(d), in, u->clen, u->at.coff, err) == 0) {
+		size_t r = ZSTD_decompressDCtx(z, out, u->ulen, in, u->clen);
+		if (ZSTD_isError(r))
+			tm_decomp_corrupt(d, err, u->at.coff, "%s", ZSTD_getErrorName(r));
+		else
+			rc = (ssize_t)r;
+	}
+	ZSTD_freeDCtx(z);
+	g_free(in);
+	return rc;
+}
+
 const struct tm_codec tm_codec_zstd = {
 	.format = TM_DECOMP_ZSTD,
 	.name = "zstd",
 	.open = zs_open,
 	.read = zs_read,
 	.close = zs_close,
+	.next_unit = zs_next_unit,
+	.decode_unit = zs_decode_unit,
 };

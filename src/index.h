@@ -118,10 +118,34 @@ struct tm_index_extra {
  * over it).  Returns false with a message in why. */
 bool tm_index_save(const struct tm_index *idx, const char *path, const char *source_id,
 		   const struct tm_index_extra *extra, char *why, size_t why_len);
+/* As tm_index_save; with held not NULL, *held is a descriptor of the saved file that holds
+ * a shared flock(2) (where the filesystem has them), taken before the file got its name:
+ * no pruner can remove it in between.  The caller closes it; -1 on failure. */
+bool tm_index_save_held(const struct tm_index *idx, const char *path, const char *source_id,
+			const struct tm_index_extra *extra, int *held, char *why, size_t why_len);
 /* Map the index at path if it is intact and describes source_id; NULL with a message in why
  * otherwise (missing, another format version, another source, truncated, corrupt). */
 struct tm_index *tm_index_load(const char *path, const char *source_id, char *why,
 			       size_t why_len);
+/* As tm_index_load, from an open descriptor (left open: the mapping does not need it). */
+struct tm_index *tm_index_load_fd(int fd, const char *source_id, char *why, size_t why_len);
+
+/* What tm_index_peek_fd reads of an index file. */
+#define TM_INDEX_PEEK_PATH_MAX 4096 /* longer source paths are not read */
+struct tm_index_peek {
+	uint32_t version;   /* the file's format version (0: shorter than a header) */
+	bool header_ok;     /* this version's header, with a right checksum: what follows is
+			       set */
+	char source_id[65];
+	char *source;       /* the source's absolute path, or NULL when the file has none (an
+			       NBD source, an older file) or it cannot be read; g_free */
+};
+/* Read an index file's header and source path only, nothing else checked or mapped: for
+ * the cache's pruner, which looks at every file.  False when fd is not an index file of
+ * ours (not a regular file, not starting with the magic); true otherwise, with out filled
+ * as far as the file allows (every offset checked against its size: it may be corrupt). */
+bool tm_index_peek_fd(int fd, struct tm_index_peek *out);
+
 /* A hash of the archive's first block and of the header blocks of up to 64 members spread
  * over the index (chosen from the index alone, so the same ones again after a load).  Set
  * by tm_index_build, kept in the index file. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,7 +86,15 @@ static bool write_all(int fd, const void *p, size_t len)
 bool tm_index_save(const struct tm_index *idx, const char *path, const char *source_id,
 		   const struct tm_index_extra *extra, char *why, size_t why_len)
 {
+	return tm_index_save_held(idx, path, source_id, extra, NULL, why, why_len);
+}
+
+bool tm_index_save_held(const struct tm_index *idx, const char *path, const char *source_id,
+			const struct tm_index_extra *extra, int *held, char *why, size_t why_len)
+{
 	static const struct tm_index_extra none;
+	if (held)
+		*held = -1;
 	if (!extra)
 		extra = &none;
 	struct file_header h = { .version = FORMAT_VERSION, .header_size = sizeof h };
@@ -135,6 +144,8 @@ bool tm_index_save(const struct tm_index *idx, const char *path, const char *sou
 	int fd = -1;
 	if (g_mkdir_with_parents(dir, 0700) < 0 || (fd = g_mkstemp_full(tmp, O_WRONLY, 0600)) < 0) {
 		snprintf(why, why_len, "%s: %s", dir, strerror(errno));
+	} else if (held && flock(fd, LOCK_SH) < 0 && errno != ENOLCK && errno != EOPNOTSUPP) {
+		snprintf(why, why_len, "%s: locking: %s", tmp, strerror(errno));
 	} else if (!write_all(fd, &h, sizeof h) || !write_all(fd, data, at - sizeof h)) {
 		/* No fsync: a file torn by a crash fails its checksums and is rebuilt. */
 		snprintf(why, why_len, "%s: %s", tmp, strerror(errno ? errno : EIO));
@@ -143,7 +154,9 @@ bool tm_index_save(const struct tm_index *idx, const char *path, const char *sou
 	} else {
 		ok = true;
 	}
-	if (fd >= 0)
+	if (ok && held)
+		*held = fd;
+	else if (fd >= 0)
 		close(fd);
 	if (!ok && fd >= 0)
 		unlink(tmp);
@@ -324,12 +337,18 @@ struct tm_index *tm_index_load(const char *path, const char *source_id, char *wh
 		snprintf(why, why_len, "%s", strerror(errno));
 		return NULL;
 	}
+	struct tm_index *idx = tm_index_load_fd(fd, source_id, why, why_len);
+	close(fd);
+	return idx;
+}
+
+struct tm_index *tm_index_load_fd(int fd, const char *source_id, char *why, size_t why_len)
+{
 	struct stat st;
 	void *map = MAP_FAILED;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size >= (off_t)sizeof(struct file_header))
 		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-	close(fd);
 	if (map == MAP_FAILED) {
 		snprintf(why, why_len, "not an index file");
 		return NULL;
@@ -368,6 +387,58 @@ struct tm_index *tm_index_load(const char *path, const char *source_id, char *wh
 fail:
 	munmap(map, (size_t)st.st_size);
 	return NULL;
+}
+
+/* Read at exactly len bytes at off, or fail. */
+static bool pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n, len -= (size_t)n, off += (uint64_t)n;
+	}
+	return true;
+}
+
+bool tm_index_peek_fd(int fd, struct tm_index_peek *out)
+{
+	struct file_header h;
+	struct stat st;
+	memset(out, 0, sizeof *out);
+	memset(&h, 0, sizeof h);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 8)
+		return false;
+	size_t have = st.st_size < (off_t)sizeof h ? (size_t)st.st_size : sizeof h;
+	if (!pread_all(fd, &h, have, 0) || memcmp(h.magic, MAGIC, 8))
+		return false;
+	if (have < sizeof h)
+		return true; /* ours, truncated */
+	out->version = h.version;
+	if (h.version != FORMAT_VERSION || h.header_size != sizeof h)
+		return true; /* ours, but another layout: nothing more can be read */
+	struct file_header copy = h;
+	copy.header_hash = 0;
+	if (hash_bytes(&copy, sizeof copy) != h.header_hash)
+		return true;
+	memcpy(out->source_id, h.source_id, 64);
+	out->source_id[64] = '\0';
+	out->header_ok = true;
+	uint64_t size = (uint64_t)st.st_size;
+	if (h.source_len < 2 || h.source_len > TM_INDEX_PEEK_PATH_MAX || h.off_source > size ||
+	    h.source_len > size - h.off_source || h.off_source < sizeof h)
+		return true;
+	char *src = g_malloc(h.source_len);
+	if (!pread_all(fd, src, h.source_len, h.off_source) || src[0] != '/' ||
+	    memchr(src, '\0', h.source_len) != src + h.source_len - 1) {
+		g_free(src);
+		return true;
+	}
+	out->source = src;
+	return true;
 }
 
 struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options *opts,

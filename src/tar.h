@@ -91,7 +91,8 @@ struct tm_pax_xattr {
 	GBytes *value;
 };
 
-/* The attributes that a pax 'x' or 'g' header (or a run of them) carries. */
+/* The attributes that a pax 'x' header carries, or that the 'g' headers read so far carry
+ * (the reader drops path, linkpath and size from those). */
 struct tm_pax {
 	enum tm_pax_state path_s, linkpath_s, size_s, uid_s, gid_s, uname_s, gname_s, mtime_s;
 	char *path, *linkpath, *uname, *gname;

@@ -35,6 +35,7 @@ struct tm_tar_reader {
 	/* Extension state carried to the next member. */
 	struct tm_pax global, local;
 	char *longname, *longlink;
+	bool seen_x, seen_L, seen_K; /* of each kind since the last member, to warn of repeats */
 	bool pending;            /* extension headers seen since the last member */
 	bool handed_out;         /* the extensions of the member handed out are still in use */
 	uint64_t pending_off;    /* where they started */
@@ -94,6 +95,7 @@ static void extensions_reset(struct tm_tar_reader *r)
 	tm_pax_clear(&r->local);
 	g_clear_pointer(&r->longname, g_free);
 	g_clear_pointer(&r->longlink, g_free);
+	r->seen_x = r->seen_L = r->seen_K = false;
 	r->pending = false;
 }
 
@@ -351,6 +353,8 @@ static int build_member(struct tm_tar_reader *r, const struct tm_tar_header *h, 
 	memset(m, 0, sizeof *m);
 	member_release(r);
 
+	/* A pax path (linkpath) wins over an 'L' ('K') whichever of the two comes first, as in
+	 * GNU tar 1.34; bsdtar 3.6 takes the earlier one, libarchive 3.8 the later. */
 	const char *path = r->longname ? r->longname : h->name;
 	path = PAX_PICK(r, path_s, path, path);
 	if (r->local.sparse_name)
@@ -475,6 +479,68 @@ static uint8_t *read_meta(struct tm_tar_reader *r, const struct tm_tar_header *h
 	return p;
 }
 
+/* A GNU long name ('L') or long link name ('K'), blob its NUL-terminated data (taken).  Of
+ * two of a kind before one member the last wins, as in GNU tar and bsdtar. */
+static void long_name(struct tm_tar_reader *r, char type, char *blob, uint64_t off)
+{
+	bool *seen = type == 'L' ? &r->seen_L : &r->seen_K;
+	char **dst = type == 'L' ? &r->longname : &r->longlink;
+	if (*seen)
+		diag(r, TM_TAR_WARNING, off,
+		     "a second GNU long %s header before one member; the earlier one is ignored",
+		     type == 'L' ? "name" : "link name");
+	*seen = true;
+	g_free(*dst);
+	*dst = blob;
+	r->pending = true;
+}
+
+/* path, linkpath and size in a global header would give every later member one name, link
+ * target or size: libarchive and Go ignore them, and so do we (GNU tar applies them).  The
+ * other global keys keep applying.  Called after each global header is parsed, so that
+ * whatever of the three is set came from that header. */
+static void global_drop_names(struct tm_tar_reader *r, uint64_t off)
+{
+	struct tm_pax *g = &r->global;
+	if (!g->path_s && !g->linkpath_s && !g->size_s)
+		return;
+	char keys[32] = "";
+	if (g->path_s)
+		g_strlcat(keys, ", path", sizeof keys);
+	if (g->linkpath_s)
+		g_strlcat(keys, ", linkpath", sizeof keys);
+	if (g->size_s)
+		g_strlcat(keys, ", size", sizeof keys);
+	diag(r, TM_TAR_WARNING, off,
+	     "pax global header: %s ignored (a global header names no one member)", keys + 2);
+	g_clear_pointer(&g->path, g_free);
+	g_clear_pointer(&g->linkpath, g_free);
+	g->path_s = g->linkpath_s = g->size_s = TM_PAX_ABSENT;
+}
+
+/* A pax header's records, data[0..len).  A local header ('x', or Sun's 'X') replaces any
+ * local header before it for the same member, wholly: GNU tar, bsdtar 3.6 and Go never merge
+ * two (libarchive 3.8 refuses the second).  Global headers ('g') add to the global state. */
+static void pax_header(struct tm_tar_reader *r, char type, const uint8_t *data, size_t len,
+		       uint64_t off)
+{
+	char e[TM_TAR_ERRLEN];
+	struct tm_pax *p = type == 'g' ? &r->global : &r->local;
+	if (type != 'g') {
+		if (r->seen_x)
+			diag(r, TM_TAR_WARNING, off,
+			     "a second pax extended header before one member; it replaces the "
+			     "earlier one");
+		r->seen_x = true;
+		tm_pax_clear(p);
+		r->pending = true;
+	}
+	if (!tm_pax_parse(data, len, p, e))
+		diag(r, TM_TAR_ERROR, off, "malformed pax header: %s", e);
+	if (type == 'g')
+		global_drop_names(r, off);
+}
+
 bool tm_tar_reader_truncated(const struct tm_tar_reader *r)
 {
 	return r->truncated;
@@ -548,20 +614,15 @@ enum tm_tar_next tm_tar_reader_next(struct tm_tar_reader *r, struct tm_tar_membe
 		case 'K':
 			if (!(blob = read_meta(r, &h, off, &rc, err)))
 				break;
-			g_free(h.typeflag == 'L' ? r->longname : r->longlink);
-			*(h.typeflag == 'L' ? &r->longname : &r->longlink) = (char *)blob;
-			r->pending = true;
+			long_name(r, h.typeflag, (char *)blob, off);
 			break;
 		case 'x':
 		case 'X':
 		case 'g':
 			if (!(blob = read_meta(r, &h, off, &rc, err)))
 				break;
-			if (!tm_pax_parse(blob, (size_t)h.size,
-					  h.typeflag == 'g' ? &r->global : &r->local, e))
-				diag(r, TM_TAR_ERROR, off, "malformed pax header: %s", e);
+			pax_header(r, h.typeflag, blob, (size_t)h.size, off);
 			g_free(blob);
-			r->pending = h.typeflag != 'g' || r->pending;
 			break;
 		case 'V':
 		case 'M':

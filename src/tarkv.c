@@ -564,6 +564,23 @@ static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const
 		tarkv_warning(t, path, "%s (at byte %" PRIu64 ")", msg, off);
 }
 
+struct progress {
+	const struct tarkv *t;
+	gint64 start;
+	bool shown;
+};
+
+/* On a terminal, after a second: how far the first pass is. */
+static void progress(void *ud, uint64_t done, uint64_t total, uint64_t members)
+{
+	struct progress *p = ud;
+	if (g_get_monotonic_time() - p->start < G_USEC_PER_SEC)
+		return;
+	fprintf(stderr, "\rtarkv: indexing %s: %" PRIu64 " entries, %" PRIu64 " of %" PRIu64
+		" MiB", p->t->source, members, done >> 20, total >> 20);
+	p->shown = true;
+}
+
 static int open_source(struct tarkv *t)
 {
 	struct tm_block_error err;
@@ -578,9 +595,17 @@ static int open_source(struct tarkv *t)
 		.decomp = { .cache_size = t->source_opts.cache_size },
 		.index = { .diag = index_diag, .diag_ud = t },
 		.index_path = t->index_path,
+		.index_cache_max = t->index_cache_max,
 		.persist = !t->no_index,
 	};
+	struct progress prog = { .t = t, .start = g_get_monotonic_time() };
+	if (!t->quiet && isatty(2)) {
+		o.progress = progress;
+		o.progress_ud = &prog;
+	}
 	t->archive = tm_archive_open(src, t->source, &o, &err);
+	if (prog.shown)
+		fputc('\n', stderr);
 	if (!t->archive) {
 		if (err.code != TM_BLOCK_OK)
 			tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
@@ -614,7 +639,7 @@ int main(int argc, char **argv)
 	gboolean version = FALSE, direct = FALSE, no_cache = FALSE, cache = FALSE;
 	gint partition = 0, timeout = 0;
 	gint64 offset = 0, size = 0, cache_size = 0;
-	gchar *compression = NULL;
+	gchar *compression = NULL, *cache_max = NULL;
 	GOptionEntry entries[] = {
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &t.json, "JSON output (ls, stat, find)", NULL },
 		{ "long", 'l', 0, G_OPTION_ARG_NONE, &t.long_format, "long listing (ls)", NULL },
@@ -637,6 +662,10 @@ int main(int argc, char **argv)
 		  "the index file to use (default: in ~/.cache/tarmount)", "PATH" },
 		{ "no-index", 0, 0, G_OPTION_ARG_NONE, &t.no_index,
 		  "neither read nor write an index file", NULL },
+		{ "index-cache-max", 0, 0, G_OPTION_ARG_STRING, &cache_max,
+		  "cap on the index cache, pruned when an index is saved there (K, M, G "
+		  "suffixes; 0: no cap; default $" TM_INDEX_CACHE_ENV " or 1G, at most 1/10 of "
+		  "the disk)", "SIZE" },
 		{ "compression", 0, 0, G_OPTION_ARG_STRING, &compression,
 		  "auto (from the magic bytes), none, gzip, zstd, xz, bzip2 or lz4", "FORMAT" },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
@@ -664,6 +693,12 @@ int main(int argc, char **argv)
 	if (compression && !tm_decomp_format_parse(compression, &t.compression)) {
 		fprintf(stderr, "tarkv: --compression=%s: not one of auto, none, gzip, zstd, xz, "
 				"bzip2, lz4\n", compression);
+		goto out;
+	}
+	char why[300];
+	if ((cache_max || (!t.no_index && !t.index_path)) &&
+	    !tm_index_cache_max(cache_max, &t.index_cache_max, why, sizeof why)) {
+		fprintf(stderr, "tarkv: %s%s\n", cache_max ? "--index-cache-max=" : "", why);
 		goto out;
 	}
 	t.source_opts.direct = direct;
@@ -716,5 +751,6 @@ out:
 	g_free(summary);
 	g_free(t.index_path);
 	g_free(compression);
+	g_free(cache_max);
 	return rc;
 }

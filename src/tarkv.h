@@ -25,6 +25,7 @@ struct tarkv {
 	enum tm_decomp_format compression; /* --compression (TM_DECOMP_AUTO by default) */
 	char *index_path;   /* --index, or NULL for the default place */
 	gboolean no_index;  /* --no-index: neither read nor write an index file */
+	uint64_t index_cache_max; /* --index-cache-max or its default (tm_index_cache_max) */
 	bool index_loaded;  /* the index came from its file */
 };
 

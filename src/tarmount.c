@@ -31,6 +31,7 @@ struct options {
 	struct tm_block_options src;
 	int cache, nocache;
 	char *index_path;
+	char *index_cache_max;
 	int noindex;
 	int64_t uid, gid;
 	int umask;
@@ -67,6 +68,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("cache_size=%" SCNu64, src.cache_size, 0),
 	OPT("timeout=%u", src.timeout, 0),
 	OPT("index=%s", index_path, 0),
+	OPT("index_cache_max=%s", index_cache_max, 0),
 	OPT("compression=%s", compression_name, 0),
 	OPT("noindex", noindex, 1),
 	OPT("readahead=%d", readahead, 0),
@@ -145,7 +147,7 @@ struct progress {
 	struct timespec start;
 };
 
-static void progress(void *ud, uint64_t bytes, uint64_t members)
+static void progress(void *ud, uint64_t done, uint64_t total, uint64_t members)
 {
 	struct progress *p = ud;
 	struct timespec now;
@@ -154,8 +156,8 @@ static void progress(void *ud, uint64_t bytes, uint64_t members)
 		    (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
 	if (dt < 1.0)
 		return;
-	fprintf(stderr, "\rtarmount: indexing %s: %" PRIu64 " entries, %" PRIu64 " MiB",
-		source_for_log, members, bytes >> 20);
+	fprintf(stderr, "\rtarmount: indexing %s: %" PRIu64 " entries, %" PRIu64 " of %" PRIu64
+		" MiB", source_for_log, members, done >> 20, total >> 20);
 	p->shown = true;
 }
 
@@ -194,6 +196,9 @@ static void usage(const char *prog)
 	       "    -o timeout=SECONDS     NBD: fail a stalled request after this long (30)\n"
 	       "    -o index=PATH          where to keep the index (default ~/.cache/tarmount)\n"
 	       "    -o noindex             neither read nor write an index file\n"
+	       "    -o index_cache_max=SIZE  cap on ~/.cache/tarmount, pruned when an index\n"
+	       "                           is saved there: K, M, G suffixes; 0: no cap (default\n"
+	       "                           $" TM_INDEX_CACHE_ENV " or 1G, at most 1/10 of the disk)\n"
 	       "    -o compression=FORMAT  auto (default: from the magic bytes), none, gzip,\n"
 	       "                           zstd, xz, bzip2 or lz4\n"
 	       "    -o readahead=KIB       the kernel's read-ahead window (root; default: the\n"
@@ -393,6 +398,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tarmount: -o readahead=%d: KiB from 0 to 1048576\n", o.readahead);
 		goto out_args;
 	}
+	uint64_t cache_max = 0;
+	char why[300];
+	if ((o.index_cache_max || (!o.noindex && !o.index_path)) &&
+	    !tm_index_cache_max(o.index_cache_max, &cache_max, why, sizeof why)) {
+		fprintf(stderr, "tarmount: %s%s\n", o.index_cache_max ? "-o index_cache_max=" : "",
+			why);
+		goto out_args;
+	}
 	if (!mountpoint_ok(cmd.mountpoint) || !fuse_device_ok())
 		goto out_args;
 
@@ -412,9 +425,11 @@ int main(int argc, char **argv)
 	struct tm_archive_options aopts = {
 		.compression = o.compression,
 		.decomp = { .cache_size = o.src.cache_size },
-		.index = { .diag = index_diag, .diag_ud = &o,
-			   .progress = prog.enabled ? progress : NULL, .progress_ud = &prog },
+		.index = { .diag = index_diag, .diag_ud = &o },
+		.progress = prog.enabled ? progress : NULL,
+		.progress_ud = &prog,
 		.index_path = o.index_path,
+		.index_cache_max = cache_max,
 		.persist = !o.noindex,
 		.defer_save = true,
 	};
@@ -535,6 +550,7 @@ out_args:
 	free(cmd.mountpoint);
 	free(o.source);
 	free(o.index_path);
+	free(o.index_cache_max);
 	free(o.compression_name);
 	fuse_opt_free_args(&args);
 	return rc;

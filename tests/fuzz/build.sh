@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the libFuzzer targets into tests/fuzz/bin/ (or $OUT):
 #
-#   tests/fuzz/build.sh [TARGET...]       default: all five
+#   tests/fuzz/build.sh [TARGET...]       default: all seven
 #
 #   fuzz_header      tm_tar_header_decode, tm_tar_number, tm_tar_sparse_ext_decode
 #   fuzz_pax         tm_pax_parse, tm_pax_parse_time
@@ -9,6 +9,9 @@
 #   fuzz_archive     tm_index_build over an in-memory device, a walk of the whole tree with
 #                    every file read through tm_kv_read, save/load round trip
 #   fuzz_index_file  tm_index_load on crafted index files, then the same walk
+#   fuzz_decomp      tm_decomp_new on a compressed stream (gzip, zstd, xz, bzip2, lz4):
+#                    sequential and random reads, tm_decomp_finish, table round trip
+#   fuzz_seek_table  tm_decomp_new with a mutated (and re-fingerprinted) seek table
 #
 # Environment: CC (default clang; needs -fsanitize=fuzzer, i.e. clang >= 6), OUT (default
 # tests/fuzz/bin), EXTRA_CFLAGS, FUZZ_SRC (default: src/ of this tree; another copy of the
@@ -25,7 +28,7 @@ top=$(cd "$here/../.." && pwd)
 CC=${CC:-clang}
 OUT=${OUT:-$here/bin}
 SRC=${FUZZ_SRC:-$top/src}
-ALL="fuzz_header fuzz_pax fuzz_sparse fuzz_archive fuzz_index_file"
+ALL="fuzz_header fuzz_pax fuzz_sparse fuzz_archive fuzz_index_file fuzz_decomp fuzz_seek_table"
 targets=${*:-$ALL}
 
 for t in $targets; do
@@ -35,7 +38,7 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 	echo "build.sh: $CC not found (the fuzzers need clang with libFuzzer)" >&2
 	exit 1
 fi
-for p in glib-2.0 libnbd; do
+for p in glib-2.0 libnbd zlib libisal libzstd liblzma liblz4 libxxhash; do
 	if ! pkg-config --exists "$p"; then
 		echo "build.sh: pkg-config cannot find $p" >&2
 		exit 1
@@ -45,12 +48,14 @@ done
 if [ -f "$top/config.h" ]; then confdir=$top; else confdir=$here/include; fi
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE $SAN ${EXTRA_CFLAGS:-}"
-CPPFLAGS="-I$confdir -I$SRC -I$here -I$top/tests/unit $(pkg-config --cflags glib-2.0 libnbd)"
-LIBS="$(pkg-config --libs glib-2.0 libnbd) -lpthread"
+PKGS="glib-2.0 libnbd zlib libisal libzstd liblzma liblz4 libxxhash"
+CPPFLAGS="-I$confdir -I$SRC -I$here -I$top/tests/unit $(pkg-config --cflags $PKGS)"
+LIBS="$(pkg-config --libs $PKGS) -lbz2 -lpthread"
 WARN="-Wall -Wextra -Wno-unused-function"
 
 CORE="block block_mem block_file block_device block_window block_cache block_nbd
-      tar_header tar_pax tar_sparse tar_reader index index_build index_file kv"
+      tar_header tar_pax tar_sparse tar_reader index index_build index_file kv
+      decomp decomp_gzip decomp_zstd decomp_xz decomp_bzip2 decomp_lz4 archive"
 
 mkdir -p "$OUT/obj"
 objs=

@@ -54,7 +54,9 @@ static void fz_fail(const char *file, int line, const char *cond, const char *fm
 /* Whether the check called name is switched off: FUZZ_SKIP_CHECKS is a comma-separated list
  * of names, for going on fuzzing while the fix for a known finding is pending:
  *   multiline-err  a decoder's message spans lines (input quoted into it unescaped)
- *   dir-alias      a loaded index reaches a directory twice (walks then skip it) */
+ *   dir-alias      a loaded index reaches a directory twice (walks then skip it)
+ *   reread, own-table, table-unhashed  the decompressing layer's (fuzz_decomp.c,
+ *                  fuzz_seek_table.c) */
 static inline bool fz_skipped(const char *name)
 {
 	const char *s = getenv("FUZZ_SKIP_CHECKS");

@@ -148,6 +148,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_write_file(path, f->data, f->len);
 	char why[300];
 	memset(why, 'x', sizeof why);
+	/* The cache's pruner reads every file's header and source path, whatever it holds. */
+	int pfd = open(path, O_RDONLY);
+	struct tm_index_peek peek;
+	if (pfd >= 0 && tm_index_peek_fd(pfd, &peek) && peek.source)
+		FZ_CHECK(peek.source[0] == '/' && strlen(peek.source) < TM_INDEX_PEEK_PATH_MAX,
+			 "peeked source path");
+	if (pfd >= 0) {
+		g_free(peek.source);
+		close(pfd);
+	}
 	struct tm_index *idx = tm_index_load(path, FZ_SOURCE_ID, why, sizeof why);
 	if (getenv("FUZZ_VERBOSE"))
 		fprintf(stderr, "mode %u, %u bytes: %s%s\n", mode, f->len,

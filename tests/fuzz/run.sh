@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run the fuzz targets built by build.sh, one after the other:
 #
-#   tests/fuzz/run.sh [TARGET...]        default: all five
+#   tests/fuzz/run.sh [TARGET...]        default: all seven
 #
 # Environment:
 #   FUZZ_SECONDS  seconds per target (default 60)
@@ -17,7 +17,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-ALL="fuzz_header fuzz_pax fuzz_sparse fuzz_archive fuzz_index_file"
+ALL="fuzz_header fuzz_pax fuzz_sparse fuzz_archive fuzz_index_file fuzz_decomp fuzz_seek_table"
 targets=${*:-$ALL}
 secs=${FUZZ_SECONDS:-60}
 work=${FUZZ_WORKDIR:-${TMPDIR:-/tmp}/tarmount-fuzz}
@@ -31,7 +31,7 @@ for t in $targets; do
 		exit 2
 	fi
 	case $t in
-	fuzz_archive) maxlen=262144 ;;
+	fuzz_archive | fuzz_decomp | fuzz_seek_table) maxlen=262144 ;;
 	*) maxlen=65536 ;;
 	esac
 	case $t in

@@ -9,7 +9,8 @@
 # Each run must end with exit status 0, 1 or 2 within 20 s: never a signal, a sanitizer
 # report or a hang.  Output is kept to its first MiB (a looping tree prints without end).
 # Then every reproducer and seed of every target goes through that target's replay program
-# (tests/fuzz/replay.c): the fuzzer's own checks, without libFuzzer.
+# (tests/fuzz/replay.c): the fuzzer's own checks, without libFuzzer.  Reproducers whose fix
+# is pending sit in tests/fuzz/crashes/TARGET/pending/ and are not replayed.
 #
 # Environment: TARKV, top_srcdir, top_builddir (see lib.sh).  Exit 0 (all passed), 1, or 77 when tarkv
 # is missing.
@@ -78,7 +79,7 @@ done
 # ---- every target's reproducers and seeds, as the fuzzer runs them ----------------------
 # tests/fuzz/replay_TARGET is the target's code with a plain main() (built by make check,
 # with the sanitizers in the sanitizer build): its own checks abort on a violation.
-for t in header pax sparse archive index_file; do
+for t in header pax sparse archive index_file decomp seek_table; do
 	bin=$top_builddir/tests/fuzz/replay_$t
 	if [ ! -x "$bin" ]; then
 		fail "$bin not built (make check builds it)"

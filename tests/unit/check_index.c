@@ -663,6 +663,296 @@ START_TEST(test_pax_global)
 }
 END_TEST
 
+/* ---- runs of extension headers before one member ---- */
+
+/* How many lines of the diagnostics log hold needle. */
+static unsigned diag_count(const struct tu_built *t, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = t->diags.log->str; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static void assert_symlink(const struct tu_built *t, const char *path, const char *target)
+{
+	const struct tm_inode *n = inode_of(t, path);
+	ck_assert_msg((n->mode & S_IFMT) == S_IFLNK, "\"%s\" is not a symlink", path);
+	ck_assert_str_eq(tm_index_string(t->idx, n->a), target);
+}
+
+static void assert_same_inode(const struct tu_built *t, const char *a, const char *b)
+{
+	ck_assert_msg(must_resolve(t, a) == must_resolve(t, b), "\"%s\" is not a link to \"%s\"",
+		      a, b);
+}
+
+/* A member whose header has its own name, uname "user", size and mtime 1700000000. */
+static void add_gnu(GByteArray *a, const char *name, char type, const char *link,
+		    const char *data)
+{
+	tu_add(a, TU_GNU, name, type, link, data, data ? strlen(data) : 0);
+}
+
+/* Two or more 'x' before one member: the last replaces the others wholly (GNU tar, bsdtar
+ * 3.6, Go), whatever keys each carries.  The earlier size must not be used to skip data. */
+START_TEST(test_pax_x_runs)
+{
+	GByteArray *a = g_byte_array_new();
+	GString *x1 = g_string_new(NULL), *x2 = g_string_new(NULL);
+
+	/* 1: x1 names the member, sizes it, owns it, gives an xattr; x2 only a time */
+	tu_pax_str(x1, "path", "x1/name");
+	tu_pax_str(x1, "size", "2048");
+	tu_pax_str(x1, "uname", "x1user");
+	tu_pax_str(x1, "uid", "4242");
+	tu_pax_str(x1, "SCHILY.xattr.user.x1", "v");
+	tu_pax_str(x2, "mtime", "1234567890.5");
+	tu_add_pax(a, 'x', "PaxHeaders/1", x1);
+	tu_add_pax(a, 'x', "PaxHeaders/2", x2);
+	tu_add_file(a, "hdr1", "abc");
+	/* 2: three in a row, each with a path: the third's */
+	g_string_truncate(x1, 0);
+	tu_pax_str(x1, "path", "wrong1");
+	tu_add_pax(a, 'x', "PaxHeaders/a", x1);
+	g_string_truncate(x1, 0);
+	tu_pax_str(x1, "path", "wrong2");
+	tu_add_pax(a, 'X', "PaxHeaders/b", x1); /* Sun's 'X' is one more of the same */
+	g_string_truncate(x1, 0);
+	tu_pax_str(x1, "path", "right");
+	tu_add_pax(a, 'x', "PaxHeaders/c", x1);
+	tu_add_file(a, "hdr2", "r");
+	/* 3: a symlink whose first x gave a linkpath: the header's target */
+	g_string_truncate(x1, 0);
+	tu_pax_str(x1, "linkpath", "x1target");
+	tu_add_pax(a, 'x', "PaxHeaders/3", x1);
+	tu_add_pax(a, 'x', "PaxHeaders/3", x2);
+	tu_add(a, TU_USTAR, "sym", '2', "hdrtarget", NULL, 0);
+	/* 4: a hard link, the same */
+	tu_add_pax(a, 'x', "PaxHeaders/4", x1);
+	tu_add_pax(a, 'x', "PaxHeaders/4", x2);
+	tu_add(a, TU_USTAR, "hard", '1', "hdr1", NULL, 0);
+	tu_add_file(a, "x1target", "t");
+	/* 5: x (path), L, x (no path): the second x drops the first's path; the L stays */
+	g_string_truncate(x1, 0);
+	tu_pax_str(x1, "path", "x1path");
+	tu_add_pax(a, 'x', "PaxHeaders/5", x1);
+	tu_add_longlink(a, 'L', "long/name");
+	tu_add_pax(a, 'x', "PaxHeaders/5", x2);
+	add_gnu(a, "hdr5", '0', NULL, "L");
+	/* 6: sparse keys in the first only: not sparse */
+	g_string_truncate(x1, 0);
+	tu_pax_str(x1, "GNU.sparse.size", "100000");
+	tu_pax_str(x1, "GNU.sparse.map", "0,1");
+	tu_add_pax(a, 'x', "PaxHeaders/6", x1);
+	tu_add_pax(a, 'x', "PaxHeaders/6", x2);
+	tu_add_file(a, "plain6", "six");
+	tu_add_file(a, "after", "end");
+	tu_finish(a);
+
+	struct tu_built t;
+	tu_build(&t, a, tu_sector(_i));
+	assert_clean(&t);
+	assert_listing(&t, "", "after|hard|hdr1|long|plain6|right|sym|x1target");
+	assert_absent(&t, "x1");
+	assert_str_content(&t, "hdr1", "abc");
+	const struct tm_inode *n = inode_of(&t, "hdr1");
+	ck_assert_str_eq(tm_index_string(IDX, n->uname), "user");
+	ck_assert_uint_eq(n->uid, 1000);
+	ck_assert_int_eq(n->mtime, 1234567890);
+	ck_assert_uint_eq(n->mtime_nsec, 500000000);
+	ck_assert_uint_eq(n->xattrs, TM_NONE);
+	assert_str_content(&t, "right", "r");
+	assert_symlink(&t, "sym", "hdrtarget");
+	assert_same_inode(&t, "hard", "hdr1");
+	ck_assert_uint_eq(inode_of(&t, "x1target")->nlink, 1);
+	assert_str_content(&t, "long/name", "L");
+	assert_absent(&t, "x1path");
+	assert_str_content(&t, "plain6", "six");
+	assert_str_content(&t, "after", "end");
+	/* one warning per replaced header: 1, 2 (twice), 3, 4, 5, 6 */
+	ck_assert_uint_eq(diag_count(&t, "second pax extended header"), 7);
+	g_string_free(x1, TRUE);
+	g_string_free(x2, TRUE);
+	tu_built_free(&t);
+	g_byte_array_free(a, TRUE);
+}
+END_TEST
+
+/* Runs of 'L' or 'K': the last of a kind wins (GNU tar and bsdtar agree); an 'L' between two
+ * others does not disturb a 'K', nor the reverse. */
+START_TEST(test_gnu_long_runs)
+{
+	GByteArray *a = g_byte_array_new();
+	tu_add_file(a, "k1", "1");
+	tu_add_file(a, "k2", "2");
+	tu_add_longlink(a, 'L', "first/name");
+	tu_add_longlink(a, 'L', "second/name");
+	tu_add_longlink(a, 'L', "third");
+	add_gnu(a, "hdrL", '0', NULL, "L3");
+	tu_add_longlink(a, 'K', "k1");
+	tu_add_longlink(a, 'K', "k2");
+	add_gnu(a, "symK", '2', "hdrtarget", NULL);
+	tu_add_longlink(a, 'K', "k1");
+	tu_add_longlink(a, 'K', "k2");
+	add_gnu(a, "hardK", '1', "hdrtarget", NULL);
+	tu_add_longlink(a, 'L', "wrong");
+	tu_add_longlink(a, 'K', "k1");
+	tu_add_longlink(a, 'L', "symLKL");
+	add_gnu(a, "hdr", '2', "hdrtarget", NULL);
+	tu_finish(a);
+
+	struct tu_built t;
+	tu_build(&t, a, tu_sector(_i));
+	assert_clean(&t);
+	assert_listing(&t, "", "hardK|k1|k2|symK|symLKL|third");
+	assert_str_content(&t, "third", "L3");
+	assert_symlink(&t, "symK", "k2");
+	assert_same_inode(&t, "hardK", "k2");
+	ck_assert_uint_eq(inode_of(&t, "k1")->nlink, 1);
+	assert_symlink(&t, "symLKL", "k1");
+	ck_assert_uint_eq(diag_count(&t, "second GNU long name header"), 3);
+	ck_assert_uint_eq(diag_count(&t, "second GNU long link name header"), 2);
+	tu_built_free(&t);
+	g_byte_array_free(a, TRUE);
+}
+END_TEST
+
+/* A pax path/linkpath and an 'L'/'K' before one member: the pax value, in either order.
+ * GNU tar 1.34 does so in both orders; bsdtar 3.6 agrees when the 'x' comes first and takes
+ * the 'L'/'K' when it comes first (libarchive 3.8 takes the later of the two). */
+START_TEST(test_pax_vs_gnu_long)
+{
+	GByteArray *a = g_byte_array_new();
+	GString *x = g_string_new(NULL);
+	tu_add_file(a, "ktarget", "k");
+	tu_add_file(a, "xtarget", "x");
+
+	g_string_truncate(x, 0);
+	tu_pax_str(x, "path", "x-then-L");
+	tu_add_pax(a, 'x', "PaxHeaders/1", x);
+	tu_add_longlink(a, 'L', "L-after-x");
+	add_gnu(a, "hdr1", '0', NULL, "1");
+
+	g_string_truncate(x, 0);
+	tu_pax_str(x, "path", "L-then-x");
+	tu_add_longlink(a, 'L', "L-before-x");
+	tu_add_pax(a, 'x', "PaxHeaders/2", x);
+	add_gnu(a, "hdr2", '0', NULL, "2");
+
+	tu_add_longlink(a, 'L', "L1");
+	tu_add_pax(a, 'x', "PaxHeaders/3", x); /* path L-then-x again: replaced below */
+	g_string_truncate(x, 0);
+	tu_pax_str(x, "path", "LxL");
+	tu_add_pax(a, 'x', "PaxHeaders/3", x);
+	tu_add_longlink(a, 'L', "L2");
+	add_gnu(a, "hdr3", '0', NULL, "3");
+
+	g_string_truncate(x, 0);
+	tu_pax_str(x, "linkpath", "xtarget");
+	tu_add_pax(a, 'x', "PaxHeaders/4", x);
+	tu_add_longlink(a, 'K', "ktarget");
+	add_gnu(a, "sym-xK", '2', "hdrtarget", NULL);
+	tu_add_longlink(a, 'K', "ktarget");
+	tu_add_pax(a, 'x', "PaxHeaders/5", x);
+	add_gnu(a, "sym-Kx", '2', "hdrtarget", NULL);
+	tu_add_pax(a, 'x', "PaxHeaders/6", x);
+	tu_add_longlink(a, 'K', "ktarget");
+	add_gnu(a, "hard-xK", '1', "hdrtarget", NULL);
+	tu_add_longlink(a, 'K', "ktarget");
+	tu_add_pax(a, 'x', "PaxHeaders/7", x);
+	add_gnu(a, "hard-Kx", '1', "hdrtarget", NULL);
+
+	/* an 'x' without a path leaves the 'L' alone, in either order */
+	g_string_truncate(x, 0);
+	tu_pax_str(x, "uname", "xu");
+	tu_add_longlink(a, 'L', "L-kept-1");
+	tu_add_pax(a, 'x', "PaxHeaders/8", x);
+	add_gnu(a, "hdr8", '0', NULL, "8");
+	tu_add_pax(a, 'x', "PaxHeaders/9", x);
+	tu_add_longlink(a, 'L', "L-kept-2");
+	add_gnu(a, "hdr9", '0', NULL, "9");
+	tu_finish(a);
+
+	struct tu_built t;
+	tu_build(&t, a, tu_sector(_i));
+	assert_clean(&t);
+	assert_listing(&t, "", "L-kept-1|L-kept-2|L-then-x|LxL|hard-Kx|hard-xK|ktarget|sym-Kx|"
+			       "sym-xK|x-then-L|xtarget");
+	assert_str_content(&t, "x-then-L", "1");
+	assert_str_content(&t, "L-then-x", "2");
+	assert_str_content(&t, "LxL", "3");
+	assert_symlink(&t, "sym-xK", "xtarget");
+	assert_symlink(&t, "sym-Kx", "xtarget");
+	assert_same_inode(&t, "hard-xK", "xtarget");
+	assert_same_inode(&t, "hard-Kx", "xtarget");
+	ck_assert_uint_eq(inode_of(&t, "ktarget")->nlink, 1);
+	ck_assert_uint_eq(inode_of(&t, "xtarget")->nlink, 3);
+	ck_assert_str_eq(tm_index_string(IDX, inode_of(&t, "L-kept-1")->uname), "xu");
+	ck_assert_str_eq(tm_index_string(IDX, inode_of(&t, "L-kept-2")->uname), "xu");
+	g_string_free(x, TRUE);
+	tu_built_free(&t);
+	g_byte_array_free(a, TRUE);
+}
+END_TEST
+
+/* path, linkpath and size in a 'g' header are ignored with one warning per header (as
+ * libarchive and Go do; GNU tar would give every member the same name); the other global
+ * keys keep applying, and an 'x' path still names its member. */
+START_TEST(test_pax_global_names)
+{
+	GByteArray *a = g_byte_array_new();
+	GString *g = g_string_new(NULL), *x = g_string_new(NULL);
+	tu_pax_str(g, "path", "gpath");
+	tu_pax_str(g, "linkpath", "gtarget");
+	tu_pax_str(g, "size", "4096");
+	tu_pax_str(g, "uname", "guser");
+	tu_pax_str(g, "mtime", "1111111111");
+	tu_add_pax(a, 'g', "pax_global_header", g);
+	tu_add_file(a, "one", "1");
+	tu_add_file(a, "two", "22");
+	tu_add(a, TU_USTAR, "sym", '2', "one", NULL, 0);
+	tu_add(a, TU_USTAR, "hard", '1', "two", NULL, 0);
+	tu_pax_str(x, "path", "xname");
+	tu_add_pax(a, 'x', "PaxHeaders/3", x);
+	tu_add_file(a, "three", "333");
+	/* a second global header with a path alone: its own warning; one with neither: none */
+	g_string_truncate(g, 0);
+	tu_pax_str(g, "path", "gpath2");
+	tu_add_pax(a, 'g', "pax_global_header", g);
+	tu_add_file(a, "four", "4");
+	g_string_truncate(g, 0);
+	tu_pax_str(g, "gname", "ggroup");
+	tu_add_pax(a, 'g', "pax_global_header", g);
+	tu_add_file(a, "five", "5");
+	tu_finish(a);
+
+	struct tu_built t;
+	tu_build(&t, a, tu_sector(_i));
+	assert_clean(&t);
+	assert_listing(&t, "", "five|four|hard|one|sym|two|xname");
+	assert_str_content(&t, "one", "1");
+	assert_str_content(&t, "two", "22");
+	assert_str_content(&t, "xname", "333");
+	assert_str_content(&t, "four", "4");
+	assert_str_content(&t, "five", "5");
+	assert_symlink(&t, "sym", "one");
+	assert_same_inode(&t, "hard", "two");
+	const struct tm_inode *one = inode_of(&t, "one"), *five = inode_of(&t, "five");
+	ck_assert_str_eq(tm_index_string(IDX, one->uname), "guser");
+	ck_assert_int_eq(one->mtime, 1111111111);
+	ck_assert_str_eq(tm_index_string(IDX, five->uname), "guser");
+	ck_assert_str_eq(tm_index_string(IDX, five->gname), "ggroup");
+	ck_assert_uint_eq(diag_count(&t, "pax global header"), 2);
+	ck_assert_uint_eq(diag_count(&t, "global header: path, linkpath, size ignored"), 1);
+	ck_assert_uint_eq(diag_count(&t, "global header: path ignored"), 1);
+	g_string_free(g, TRUE);
+	g_string_free(x, TRUE);
+	tu_built_free(&t);
+	g_byte_array_free(a, TRUE);
+}
+END_TEST
+
 /* ---- sparse members ---- */
 
 static const uint64_t sp_pairs[] = {
@@ -1183,6 +1473,10 @@ Suite *index_suite(void)
 	tcase_add_loop_test(tc, test_gnu_longnames, 0, 2);
 	tcase_add_loop_test(tc, test_pax_overrides, 0, 2);
 	tcase_add_loop_test(tc, test_pax_global, 0, 2);
+	tcase_add_loop_test(tc, test_pax_x_runs, 0, 2);
+	tcase_add_loop_test(tc, test_gnu_long_runs, 0, 2);
+	tcase_add_loop_test(tc, test_pax_vs_gnu_long, 0, 2);
+	tcase_add_loop_test(tc, test_pax_global_names, 0, 2);
 	tcase_add_loop_test(tc, test_sparse_members, 0, 2);
 	tcase_add_loop_test(tc, test_sparse_many_ext_blocks, 0, 2);
 	suite_add_tcase(s, tc);

@@ -727,7 +727,7 @@ static void saved_make(struct saved *s, int kind)
 	ck_assert(memcmp(s->bytes, MAGIC, 8) == 0);
 	uint32_t version;
 	memcpy(&version, s->bytes + OFF_VERSION, 4);
-	ck_assert_uint_eq(version, 2);
+	ck_assert_uint_eq(version, 3);
 	memcpy(&s->header_size, s->bytes + OFF_HEADER_SIZE, 4);
 	ck_assert_uint_ge(s->header_size, 8 + 4 + 4 + 64);
 	ck_assert_uint_lt(s->header_size, s->len);
@@ -1019,7 +1019,7 @@ START_TEST(test_other_version)
 {
 	struct saved s;
 	saved_make(&s, K_RICH);
-	static const uint32_t versions[] = { 0, 1, 3, 0x100, 0x01000000, UINT32_MAX };
+	static const uint32_t versions[] = { 0, 1, 2, 4, 0x100, 0x01000000, UINT32_MAX };
 	uint8_t *b = g_malloc(s.len);
 	char what[100];
 	for (size_t i = 0; i < G_N_ELEMENTS(versions); i++) {

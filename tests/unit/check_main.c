@@ -15,6 +15,8 @@ int main(void)
 	srunner_add_suite(sr, kv_suite());
 	srunner_add_suite(sr, index_file_suite());
 	srunner_add_suite(sr, window_suite());
+	srunner_add_suite(sr, decomp_suite());
+	srunner_add_suite(sr, index_cache_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -12,5 +12,7 @@ Suite *index_suite(void);
 Suite *kv_suite(void);
 Suite *index_file_suite(void);
 Suite *window_suite(void);
+Suite *decomp_suite(void);
+Suite *index_cache_suite(void);
 
 #endif

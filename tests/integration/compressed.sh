@@ -174,7 +174,9 @@ check_archive() {
 		sed 's/^/    /' "$T/probes.out"
 		fail "$name: get-partial across seek points and chunk edges"
 	fi
-	if [ -n "$HAVE_FUSE" ]; then
+	# The mount, for one writer of each kind of stream (the rest are read through tarkv, the
+	# same layers below the FUSE front end): the suite must fit CI's time on two cores.
+	if [ -n "$HAVE_FUSE" ] && [[ " $MOUNT_WRITERS " == *" $name "* ]]; then
 		M=$T/m/$name
 		if tm_mount "$name: tarmount" "$f" "$M"; then
 			if diff -r --no-dereference "$x" "$M" >"$T/diff.out" 2>&1; then
@@ -202,6 +204,7 @@ check_archive() {
 	rm -rf "$x"
 }
 
+MOUNT_WRITERS="gz6 gz-members bgzip zst3 pzstd xz6 xz-bs1M bz2 pbzip2 lz4 lz4-BD"
 for w in "${WRITERS[@]}"; do
 	IFS='|' read -r name tree fmt dec cmd steps <<<"$w"
 	[ -n "${ZFILE[$name]:-}" ] || continue

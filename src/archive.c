@@ -237,8 +237,9 @@ void tm_archive_close(struct tm_archive *a)
 {
 	if (!a)
 		return;
-	tm_index_free(a->index);
+	/* The decompressor first: it uses the seek table in the index's mapping. */
 	tm_block_disconnect(a->data);
+	tm_index_free(a->index);
 	if (a->index_fd >= 0)
 		close(a->index_fd);
 	g_free(a->index_path);

@@ -51,6 +51,8 @@ struct tm_decomp {
 	/* The seek table: grows during the scan, fixed after. */
 	GArray *points; /* struct tm_point */
 	GByteArray *aux;
+	const uint8_t *aux_ext; /* a saved table's aux bytes, used in place (not copied) */
+	uint64_t aux_ext_len;
 	uint64_t size;  /* decompressed size, once size_known */
 	bool size_known;
 	uint64_t fingerprint;
@@ -209,8 +211,10 @@ uint8_t *tm_decomp_aux_dup(struct tm_decomp *d, const struct tm_point *p)
 {
 	pthread_mutex_lock(&d->lock);
 	uint8_t *copy = NULL;
-	if ((uint64_t)p->aux_off + p->aux_len <= d->aux->len)
-		copy = g_memdup2(d->aux->data + p->aux_off, p->aux_len ? p->aux_len : 1);
+	const uint8_t *aux = d->aux_ext ? d->aux_ext : d->aux->data;
+	uint64_t len = d->aux_ext ? d->aux_ext_len : d->aux->len;
+	if ((uint64_t)p->aux_off + p->aux_len <= len)
+		copy = g_memdup2(aux + p->aux_off, p->aux_len ? p->aux_len : 1);
 	pthread_mutex_unlock(&d->lock);
 	return copy;
 }
@@ -1014,13 +1018,17 @@ void tm_decomp_table(struct tm_block *b, GByteArray *out)
 	struct table_header h = {
 		.format = (uint32_t)d->codec->format, .point_size = sizeof(struct tm_point),
 		.size = d->size, .csize = d->csize, .npoints = d->points->len,
-		.aux_len = d->aux->len, .fingerprint = d->fingerprint, .partial = d->partial,
+		.aux_len = d->aux_ext ? d->aux_ext_len : d->aux->len,
+		.fingerprint = d->fingerprint, .partial = d->partial,
 	};
 	memcpy(h.magic, TABLE_MAGIC, 8);
 	g_byte_array_append(out, (const guint8 *)&h, sizeof h);
 	g_byte_array_append(out, (const guint8 *)d->points->data,
 			    d->points->len * (guint)sizeof(struct tm_point));
-	g_byte_array_append(out, d->aux->data, d->aux->len);
+	if (d->aux_ext)
+		g_byte_array_append(out, d->aux_ext, (guint)d->aux_ext_len);
+	else
+		g_byte_array_append(out, d->aux->data, d->aux->len);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -1079,7 +1087,8 @@ static bool table_load(struct tm_decomp *d, const uint8_t *t, size_t len,
 			goto bad;
 		g_array_append_val(d->points, p);
 	}
-	g_byte_array_append(d->aux, pts + h.npoints * sizeof(struct tm_point), (guint)h.aux_len);
+	d->aux_ext = pts + h.npoints * sizeof(struct tm_point);
+	d->aux_ext_len = h.aux_len;
 	d->size = h.size;
 	d->size_known = true;
 	d->partial = h.partial;
@@ -1153,7 +1162,8 @@ static void stats_locked(struct tm_decomp *d, struct tm_decomp_stats *s)
 		.format = d->codec->format, .compressed = d->csize,
 		.size = d->size_known ? d->size : d->frontier, .points = d->points->len,
 		.table_bytes = sizeof(struct table_header) +
-			       d->points->len * sizeof(struct tm_point) + d->aux->len,
+			       d->points->len * sizeof(struct tm_point) +
+			       (d->aux_ext ? d->aux_ext_len : d->aux->len),
 		.decoded = d->decoded, .restarts = d->restarts, .scanned = d->scanned,
 	};
 	for (guint i = 0; i < d->points->len; i++) {

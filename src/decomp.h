@@ -62,7 +62,8 @@ struct tm_decomp_options {
 };
 
 /* Wrap inner (taking ownership of it on success; on failure the caller keeps it) as the
- * decompressed stream of format fmt.  table[0..table_len), from tm_decomp_table of an earlier open of the same source,
+ * decompressed stream of format fmt.  A table is used in place, not copied: it must stay
+ * valid until the decompressor is disconnected.  table[0..table_len), from tm_decomp_table of an earlier open of the same source,
  * gives the seek points at once; it is checked against the source (a sample of compressed
  * bytes at its points) and NULL returned with err (TM_BLOCK_INVALID, "stale seek table")
  * when it does not match, so the caller can open again without it.  Without a table the

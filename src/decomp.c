@@ -256,6 +256,13 @@ void tm_decomp_diag(struct tm_decomp *d, bool error, uint64_t offset, const char
 	d->opts.diag(d->opts.diag_ud, error, offset, msg);
 }
 
+void tm_decomp_truncated(struct tm_decomp *d, bool scan, uint64_t at)
+{
+	if (scan)
+		tm_decomp_diag(d, false, at, "%s stream truncated at byte %llu; using what precedes "
+			       "it", d->codec->name, (unsigned long long)at);
+}
+
 int tm_decomp_corrupt(struct tm_decomp *d, struct tm_block_error *err, uint64_t offset,
 		      const char *fmt, ...)
 {

@@ -202,11 +202,7 @@ static ssize_t bz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 			if (n < 0)
 				return -1;
 			if (n == 0) {
-				/* A reader past the scan's end needs nothing more: the scan said so. */
-				if (x->scan)
-					tm_decomp_diag(x->d, false, tm_cin_pos(&x->in),
-						       "bzip2 stream truncated at byte %llu; using what "
-						       "precedes it", (unsigned long long)tm_cin_pos(&x->in));
+				tm_decomp_truncated(x->d, x->scan, tm_cin_pos(&x->in));
 				x->ended = true;
 				break;
 			}
@@ -312,10 +308,9 @@ static int find_magic(struct tm_cin *in, uint64_t from, uint64_t *at, bool *eos,
 
 /* The source ends inside a stream: what the blocks before gave is used (a block's output
  * comes only once it is whole, so in-order decoding would give nothing more). */
-static void truncated(struct tm_decomp *d, struct tm_unit *u, uint64_t at)
+static void truncated(struct tm_decomp *d, struct tm_unit *u)
 {
-	tm_decomp_diag(d, false, at, "bzip2 stream truncated at byte %llu; using what precedes "
-		       "it", (unsigned long long)tm_decomp_csize(d));
+	tm_decomp_truncated(d, true, tm_decomp_csize(d));
 	u->at = (struct tm_point){ .coff = tm_decomp_csize(d) };
 }
 
@@ -355,7 +350,7 @@ static int bz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *
 		if (rc < 0)
 			return -1;
 		if (rc == 0) {
-			truncated(d, u, s->bit / 8);
+			truncated(d, u);
 			return 0;
 		}
 		if (at != s->bit)
@@ -364,7 +359,7 @@ static int bz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *
 			if ((rc = get_bits(in, at + 48, 32, &v, err)) < 0)
 				return -1;
 			if (rc == 0) {
-				truncated(d, u, at / 8);
+				truncated(d, u);
 				return 0;
 			}
 			if ((uint32_t)v != s->combined)
@@ -378,7 +373,7 @@ static int bz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *
 		    (rc > 0 && (rc = find_magic(in, at + 80, &end, &eos, err)) < 0))
 			return -1;
 		if (rc == 0) { /* the last block has no end */
-			truncated(d, u, at / 8);
+			truncated(d, u);
 			return 0;
 		}
 		if (end - at > UINT32_MAX)

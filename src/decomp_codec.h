@@ -120,6 +120,9 @@ void tm_decomp_add_point(struct tm_decomp *d, const struct tm_point *p, const vo
 uint8_t *tm_decomp_aux_dup(struct tm_decomp *d, const struct tm_point *p);
 /* The point after p in the table into *next; false when p is the last. */
 bool tm_decomp_next_point(struct tm_decomp *d, const struct tm_point *p, struct tm_point *next);
+/* The source ended inside the stream, at compressed byte at: the scan warns that what
+ * precedes is used; any other decoder just ends there too (the scan said so). */
+void tm_decomp_truncated(struct tm_decomp *d, bool scan, uint64_t at);
 void tm_decomp_diag(struct tm_decomp *d, bool error, uint64_t offset, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* A corrupt-data error for a decoder, naming format and compressed offset. */

@@ -231,10 +231,8 @@ static int member_trailer(struct tm_dec *x, struct tm_block_error *err)
 
 static int truncated(struct tm_dec *x, struct tm_block_error *err)
 {
-	(void)err; /* a reader past the scan's end needs nothing more: the scan said so */
-	if (x->scan)
-		tm_decomp_diag(x->d, false, tm_cin_pos(&x->in), "gzip stream truncated at byte "
-			       "%llu; using what precedes it", (unsigned long long)tm_cin_pos(&x->in));
+	(void)err;
+	tm_decomp_truncated(x->d, x->scan, tm_cin_pos(&x->in));
 	x->ended = true;
 	return 0;
 }

@@ -206,11 +206,8 @@ static int take(struct tm_dec *x, void *dst, size_t n, struct tm_block_error *er
 
 static int truncated(struct tm_dec *x, struct tm_block_error *err)
 {
-	(void)err; /* a reader past the scan's end needs nothing more: the scan said so */
-	if (x->scan)
-		tm_decomp_diag(x->d, false, tm_cin_pos(&x->in),
-			       "lz4 stream truncated at byte %llu; using what precedes it",
-			       (unsigned long long)tm_cin_pos(&x->in));
+	(void)err;
+	tm_decomp_truncated(x->d, x->scan, tm_cin_pos(&x->in));
 	x->ended = true;
 	return 0;
 }

@@ -200,11 +200,7 @@ static ssize_t xz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 			if (n < 0)
 				return -1;
 			if (n == 0) {
-				/* A reader past the scan's end needs nothing more: the scan said so. */
-				if (x->scan)
-					tm_decomp_diag(x->d, false, tm_cin_pos(&x->in),
-						       "xz stream truncated at byte %llu; using what "
-						       "precedes it", (unsigned long long)tm_cin_pos(&x->in));
+				tm_decomp_truncated(x->d, x->scan, tm_cin_pos(&x->in));
 				x->ended = true;
 				break;
 			}

@@ -101,11 +101,7 @@ static ssize_t zs_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 		if (n < 0)
 			return -1;
 		if (n == 0) {
-			/* A reader past the scan's end needs nothing more: the scan said so. */
-			if (x->scan)
-				tm_decomp_diag(x->d, false, tm_cin_pos(&x->in),
-					       "zstd stream truncated at byte %llu; using what precedes it",
-					       (unsigned long long)tm_cin_pos(&x->in));
+			tm_decomp_truncated(x->d, x->scan, tm_cin_pos(&x->in));
 			x->ended = true;
 			break;
 		}

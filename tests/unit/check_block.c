@@ -208,7 +208,7 @@ END_TEST
 
 START_TEST(test_check_range)
 {
-	struct tm_block_info info = { false, 512, 10, 0 };
+	struct tm_block_info info = { .sector_size = 512, .size_sectors = 10 };
 	static uint8_t buf[2048];
 	struct tm_block_error err;
 	struct iovec one = { buf, 1024 };
@@ -241,7 +241,7 @@ START_TEST(test_check_range)
 	ck_assert_int_eq(err.code, TM_BLOCK_UNALIGNED);
 
 	/* 4096-byte sectors: 512 bytes is not a whole sector */
-	struct tm_block_info big = { false, 4096, 4, 0 };
+	struct tm_block_info big = { .sector_size = 4096, .size_sectors = 4 };
 	struct iovec half = { buf, 512 };
 	memset(&err, 0, sizeof err);
 	ck_assert_int_eq(tm_block_check_range(&big, 0, &half, 1, &err), -1);

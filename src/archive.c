@@ -92,7 +92,7 @@ static bool stream_starts(struct tm_block *data, struct tm_block_error *err)
 	} else {
 		struct tm_decomp_stats st;
 		tm_decomp_stats(data, &st);
-		tm_block_fail(err, TM_BLOCK_INVALID, 0, "the %s stream is empty",
+		tm_block_fail(err, TM_BLOCK_INVALID, 0, "no data in the %s stream",
 			      tm_decomp_format_name(st.format));
 	}
 	return false;

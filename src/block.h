@@ -131,6 +131,7 @@ struct tm_block *tm_block_mem_new(const void *data, size_t len, uint32_t sector_
 
 static inline void tm_block_get_info(struct tm_block *b, struct tm_block_info *info)
 {
+	*info = (struct tm_block_info){ 0 }; /* what a backend leaves unset is false or 0 */
 	b->ops->get_info(b, info);
 }
 static inline int tm_block_read(struct tm_block *b, uint64_t sector, const struct iovec *iov,

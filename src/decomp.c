@@ -79,6 +79,7 @@ struct tm_decomp {
 	uint64_t decoded, restarts; /* stats */
 	_Atomic uint64_t scan_cpos; /* compressed bytes the scan has read */
 	uint64_t size_hint;         /* what the stream says of its size, or 0 */
+	uint64_t unit_start;        /* the scan: where the piece its decoder is in started */
 };
 
 static const struct tm_codec *const codecs[] = {
@@ -803,9 +804,56 @@ static bool emit_bytes(struct emitter *e, const uint8_t *data, size_t len)
 }
 
 /* Decode from p (a scan decoder) to the end, in order.  false on an error (err). */
+/* The scan found damage in the piece that started at decompressed offset bad (a checksum
+ * that covers it whole failed at its end): what it gave from there is not to be trusted.
+ * The stream ends at bad for every reader: chunks past it are dropped, as are decoders
+ * parked past it. */
+static void discard_from(struct emitter *e, uint64_t bad)
+{
+	struct tm_decomp *d = e->d;
+	if (bad >= e->pos)
+		return;
+	g_clear_pointer(&e->buf, g_free);
+	e->fill = 0;
+	e->pos = bad;
+	e->index = bad / CHUNK;
+	GSList *dropped = NULL;
+	struct tm_dec *parked[POOL_MAX];
+	int nparked = 0;
+	pthread_mutex_lock(&d->lock);
+	GHashTableIter it;
+	gpointer v;
+	g_hash_table_iter_init(&it, d->chunks);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct chunk *ch = v;
+		if (ch->state != READY || (ch->index + 1) * CHUNK <= bad)
+			continue;
+		g_queue_unlink(&d->lru, &ch->link);
+		g_hash_table_iter_remove(&it);
+		dropped = g_slist_prepend(dropped, ch);
+	}
+	for (int i = 0; i < d->npool; i++)
+		if (d->pool[i].pos > bad)
+			parked[nparked++] = d->pool[i].dec;
+		else
+			d->pool[i - nparked] = d->pool[i];
+	d->npool -= nparked;
+	d->frontier = bad;
+	pthread_mutex_unlock(&d->lock);
+	free_chunks(dropped);
+	for (int i = 0; i < nparked; i++)
+		d->codec->close(parked[i]);
+}
+
+void tm_decomp_unit_start(struct tm_decomp *d, uint64_t uoff)
+{
+	d->unit_start = uoff;
+}
+
 static bool scan_in_order(struct emitter *e, const struct tm_point *p, struct tm_block_error *err)
 {
 	struct tm_decomp *d = e->d;
+	d->unit_start = e->pos;
 	struct tm_dec *x = d->codec->open(d, p, true, err);
 	if (!x)
 		return false;
@@ -814,6 +862,7 @@ static bool scan_in_order(struct emitter *e, const struct tm_point *p, struct tm
 		ssize_t got = dec_read_full(d, x, e->buf + e->fill, CHUNK - e->fill, err);
 		if (got < 0) {
 			ok = false;
+			discard_from(e, d->unit_start);
 			break;
 		}
 		bool end = (uint32_t)got < CHUNK - e->fill;
@@ -861,33 +910,43 @@ static bool scan_units(struct emitter *e, struct tm_block_error *err)
 	tm_cin_init(&in, d, 0, true);
 	GThreadPool *pool = g_thread_pool_new(job_run, d, WORKERS, TRUE, NULL);
 	GQueue jobs = G_QUEUE_INIT;
-	struct tm_unit last = { .seq = 0 };
-	bool more = true, ok = true;
+	struct tm_unit last = { .seq = 0 }, next;
+	bool more = true, ok = true, have_next = false;
+	uint64_t inflight = 0; /* decoded bytes the jobs queued may hold: at most the cache's */
 	struct tm_point tail = { 0 }; /* where what is left starts */
 	while (ok) {
-		/* Keep every worker busy, and one unit ready behind them. */
+		/* Keep every worker busy, and one unit ready behind them, within the memory the
+		 * cache is given (a unit alone may pass it: one at a time then). */
 		while (more && jobs.length < WORKERS + 1) {
-			struct tm_unit u = last;
-			int rc = d->codec->next_unit(d, &in, &u, err);
-			if (rc < 0) {
-				ok = false;
-				break;
+			if (!have_next) {
+				next = last;
+				int rc = d->codec->next_unit(d, &in, &next, err);
+				if (rc < 0) {
+					ok = false;
+					break;
+				}
+				if (rc == 0) {
+					more = false;
+					tail = next.at;
+					break;
+				}
+				next.seq = last.seq + 1;
+				last = next;
+				have_next = true;
 			}
-			if (rc == 0) {
-				more = false;
-				tail = u.at;
+			if (jobs.length > 0 && inflight + next.ulen > d->opts.cache_size)
 				break;
-			}
-			u.seq = last.seq + 1;
-			last = u;
 			struct job *j = g_new0(struct job, 1);
-			j->u = u;
+			j->u = next;
+			have_next = false;
+			inflight += next.ulen;
 			g_queue_push_tail(&jobs, j);
 			g_thread_pool_push(pool, j, NULL);
 		}
 		struct job *j = g_queue_pop_head(&jobs);
 		if (!j)
 			break;
+		inflight -= j->u.ulen;
 		pthread_mutex_lock(&d->lock);
 		while (!j->done)
 			pthread_cond_wait(&d->cond, &d->lock);
@@ -933,7 +992,7 @@ static gpointer scan_main(gpointer data)
 	struct tm_block_error err = { .code = TM_BLOCK_OK };
 	struct emitter e = { .d = d };
 	bool ok = d->codec->next_unit ? scan_units(&e, &err) : scan_in_order(&e, NULL, &err);
-	if (e.buf || ok) /* the last, partial chunk */
+	if (e.buf) /* the last, partial chunk (of good bytes: damage discarded its own) */
 		emit_done(&e, 0, true);
 	/* A failure is told by tm_decomp_finish; until then the stream ends where it broke. */
 	pthread_mutex_lock(&d->lock);

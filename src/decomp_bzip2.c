@@ -110,6 +110,8 @@ static int stream_start(struct tm_dec *x, struct tm_block_error *err)
 	x->s.next_out = out;
 	x->s.avail_out = avail;
 	x->active = BZ2_bzDecompressInit(&x->s, 0, 0) == BZ_OK;
+	if (x->scan)
+		tm_decomp_unit_start(x->d, x->uoff);
 	if (!x->active)
 		return tm_block_fail(err, TM_BLOCK_IO, ENOMEM, "libbz2: cannot start a decoder");
 	return 0;

@@ -120,6 +120,10 @@ void tm_decomp_add_point(struct tm_decomp *d, const struct tm_point *p, const vo
 uint8_t *tm_decomp_aux_dup(struct tm_decomp *d, const struct tm_point *p);
 /* The point after p in the table into *next; false when p is the last. */
 bool tm_decomp_next_point(struct tm_decomp *d, const struct tm_point *p, struct tm_point *next);
+/* The scan's decoder starts a piece that one checksum covers whole (a gzip member, a zstd
+ * or lz4 frame, an xz or bzip2 stream), at decompressed offset uoff: damage found at its
+ * end discards what the piece gave, so that no reader gets bytes a checksum refused. */
+void tm_decomp_unit_start(struct tm_decomp *d, uint64_t uoff);
 /* The source ended inside the stream, at compressed byte at: the scan warns that what
  * precedes is used; any other decoder just ends there too (the scan said so). */
 void tm_decomp_truncated(struct tm_decomp *d, bool scan, uint64_t at);

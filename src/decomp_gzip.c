@@ -198,6 +198,8 @@ static int member_header(struct tm_dec *x, struct tm_block_error *err)
 		return zfail(x, err, "cannot restart");
 	x->in_member = x->checked = true;
 	x->crc = x->isize = 0;
+	if (x->scan)
+		tm_decomp_unit_start(x->d, x->uoff);
 	if (x->scan && at > 0 && tm_decomp_want_point(x->d, x->uoff, true)) {
 		struct tm_point p = { .uoff = x->uoff, .coff = at, .kind = AT_MEMBER };
 		tm_decomp_add_point(x->d, &p, NULL, 0);

@@ -160,6 +160,8 @@ static int frame_start(struct tm_dec *x, struct tm_block_error *err)
 		x->dict_len = 0;
 		x->where = AT_BLOCK;
 		x->check_content = x->scan && (flg & FLG_CSUM);
+		if (x->scan)
+			tm_decomp_unit_start(x->d, x->uoff);
 		if (x->check_content)
 			XXH32_reset(x->sum, 0);
 		if (x->scan && x->uoff > 0 && tm_decomp_want_point(x->d, x->uoff, true)) {

@@ -142,6 +142,8 @@ static int stream_start(struct tm_dec *x, struct tm_block_error *err)
 	if (r != LZMA_OK)
 		return tm_block_fail(err, TM_BLOCK_IO, ENOMEM, "liblzma: %s", lzma_text(r));
 	x->active = true;
+	if (x->scan)
+		tm_decomp_unit_start(x->d, x->uoff);
 	return 0;
 }
 

@@ -73,6 +73,8 @@ static int next_frame(struct tm_dec *x, struct tm_block_error *err)
 			tm_decomp_add_point(x->d, &p, NULL, 0);
 		}
 		x->in_frame = true;
+		if (x->scan)
+			tm_decomp_unit_start(x->d, x->uoff);
 		return 0;
 	}
 	x->ended = true;

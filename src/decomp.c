@@ -946,7 +946,6 @@ static bool scan_units(struct emitter *e, struct tm_block_error *err)
 		struct job *j = g_queue_pop_head(&jobs);
 		if (!j)
 			break;
-		inflight -= j->u.ulen;
 		pthread_mutex_lock(&d->lock);
 		while (!j->done)
 			pthread_cond_wait(&d->cond, &d->lock);
@@ -967,6 +966,7 @@ static bool scan_units(struct emitter *e, struct tm_block_error *err)
 			if (!emit_bytes(e, j->out, (size_t)j->got))
 				more = false, tail.coff = d->csize; /* stopped: the rest is not wanted */
 		}
+		inflight -= j->u.ulen; /* its output is in the cache now, or dropped */
 		g_free(j->out);
 		g_free(j);
 	}

@@ -237,6 +237,7 @@ struct split {
 	unsigned level;
 	uint32_t combined; /* of the stream's block CRCs so far */
 	uint64_t stream_at;
+	bool cut;          /* the source ended inside the end-of-stream marker */
 };
 
 /* n (<= 57) bits at bit offset `bit` of the source, through in: -1 error, 0 end, 1 ok. */
@@ -316,10 +317,68 @@ static void truncated(struct tm_decomp *d, struct tm_unit *u)
 	u->at = (struct tm_point){ .coff = tm_decomp_csize(d) };
 }
 
+/* Whether the one-block stream for the block at bit `at` with nbits bits decodes whole. */
+static bool block_decodes(struct tm_decomp *d, uint64_t at, uint64_t nbits, unsigned level)
+{
+	struct tm_block_error err;
+	size_t len;
+	uint8_t *syn = nbits <= UINT32_MAX ? synth_block(d, at / 8, at % 8, (uint32_t)nbits, level,
+							 &len, &err) : NULL;
+	if (!syn)
+		return false;
+	bz_stream s = { 0 };
+	int r = BZ2_bzDecompressInit(&s, 0, 0) == BZ_OK ? BZ_OK : BZ_MEM_ERROR;
+	char *scratch = g_malloc(1u << 20);
+	s.next_in = (char *)syn;
+	s.avail_in = (unsigned)len;
+	while (r == BZ_OK) {
+		s.next_out = scratch;
+		s.avail_out = 1u << 20;
+		r = BZ2_bzDecompress(&s);
+		if (r == BZ_OK && s.avail_in == 0 && s.avail_out > 0)
+			r = BZ_DATA_ERROR; /* wants more than the block */
+	}
+	BZ2_bzDecompressEnd(&s);
+	g_free(scratch);
+	g_free(syn);
+	return r == BZ_STREAM_END;
+}
+
+/* The source ends inside the end-of-stream marker after the block at bit at (cut within its
+ * last bytes): where the block ends, found as the bit after which what is left is the start
+ * of that marker, and checked by decoding the block. */
+static bool cut_block_end(struct tm_decomp *d, uint64_t at, unsigned level, uint64_t *end)
+{
+	uint64_t csize = tm_decomp_csize(d), total = csize * 8;
+	uint8_t tail[16] = { 0 };
+	size_t n = csize < sizeof tail ? (size_t)csize : sizeof tail;
+	struct tm_block_error err;
+	if (total < at + 81 || tm_block_pread(tm_decomp_inner(d), tail + sizeof tail - n, n,
+					      csize - n, &err) < 0)
+		return false;
+	uint64_t lo = total - 87 > at + 80 ? total - 87 : at + 80;
+	for (uint64_t len = total - lo; len >= 8; len--) {
+		uint64_t p = total - len, k = len < 48 ? len : 48, v = 0;
+		for (uint64_t q = p; q < p + k; q++) {
+			uint64_t i = q / 8 - (csize - sizeof tail);
+			v = v << 1 | ((tail[i] >> (7 - q % 8)) & 1);
+		}
+		if (v == EOS_MAGIC >> (48 - k) && block_decodes(d, at, p - at, level)) {
+			*end = p;
+			return true;
+		}
+	}
+	return false;
+}
+
 static int bz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *u,
 			struct tm_block_error *err)
 {
 	struct split *s = in->priv ? in->priv : (in->priv = g_new0(struct split, 1));
+	if (s->cut) {
+		truncated(d, u);
+		return 0;
+	}
 	for (;;) {
 		if (!s->in_stream) {
 			uint64_t byte = (s->bit + 7) / 8, v;
@@ -374,9 +433,12 @@ static int bz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *
 		if ((rc = get_bits(in, at + 48, 32, &v, err)) < 0 ||
 		    (rc > 0 && (rc = find_magic(in, at + 80, &end, &eos, err)) < 0))
 			return -1;
-		if (rc == 0) { /* the last block has no end */
-			truncated(d, u);
-			return 0;
+		if (rc == 0) { /* the last block has no end: cut inside what follows it? */
+			if (!cut_block_end(d, at, s->level, &end)) {
+				truncated(d, u);
+				return 0;
+			}
+			s->cut = true; /* nothing follows the block */
 		}
 		if (end - at > UINT32_MAX)
 			return tm_decomp_corrupt(d, err, at / 8, "block too long");

@@ -508,6 +508,10 @@ for c in zst:zstd xz:xz; do
 done
 for f in "$T/bad/bomb1g.tar.zst" "$T/bad/bomb4g.tar.zst" "$T/bad/bomb4g.tar.xz"; do
 	what=${f##*/}
+	# AddressSanitizer's shadow memory and quarantine of freed blocks (256 MiB) are not
+	# ours: under it only the exit and the time are checked.
+	rss_max=204800
+	ldd "$TARKV" 2>/dev/null | grep -q libasan && rss_max=$((4 << 20))
 	want=$((1 << 30))
 	[ "$what" = bomb1g.tar.zst ] || want=$((4 << 30))
 	for cmd in info "get-partial zeros $((want - 100)) 100"; do
@@ -516,7 +520,7 @@ for f in "$T/bad/bomb1g.tar.zst" "$T/bad/bomb4g.tar.zst" "$T/bad/bomb4g.tar.xz";
 		RC=$?
 		rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
 		el=$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$T/err")
-		if [ "$RC" = 0 ] && [ -n "$rss" ] && [ "$rss" -lt 204800 ]; then
+		if [ "$RC" = 0 ] && [ -n "$rss" ] && [ "$rss" -lt "$rss_max" ]; then
 			ok "$what: ${cmd%% *}: exit 0, peak RSS $((rss / 1024)) MiB, $el"
 		else
 			fail "$what: ${cmd%% *}: want exit 0 and peak RSS under 200 MiB: RSS ${rss:-?} KiB $(last)"

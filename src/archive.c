@@ -98,6 +98,24 @@ static bool stream_starts(struct tm_block *data, struct tm_block_error *err)
 	return false;
 }
 
+/* Use the seekable copy beside the index when there is one for this stream; one that is
+ * not (damaged, or of an archive since rewritten) is removed, for a new one to be made. */
+static void copy_find(struct tm_archive *a, const struct tm_archive_options *o)
+{
+	a->copy_path = tm_decomp_copy_path(a->index_path);
+	a->copy_diag = o->copy_diag;
+	a->copy_diag_ud = o->copy_diag_ud;
+	char why[300];
+	if (access(a->copy_path, F_OK) < 0)
+		return;
+	a->copy_used = tm_decomp_copy_attach(a->data, a->copy_path, o->copy_diag,
+					     o->copy_diag_ud, why, sizeof why);
+	if (!a->copy_used) {
+		snprintf(a->why_no_copy, sizeof a->why_no_copy, "%s", why);
+		unlink(a->copy_path);
+	}
+}
+
 struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_name,
 				   const struct tm_archive_options *o, struct tm_block_error *err)
 {
@@ -184,6 +202,8 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 		source = NULL;
 	}
 	g_free(relay);
+	if (a->index_path && a->format != TM_DECOMP_NONE && tm_decomp_copy_wanted(a->data))
+		copy_find(a, o);
 	if (o->persist && !a->loaded && !o->defer_save) {
 		char why[300];
 		if (!tm_archive_save(a, why, sizeof why) && o->index.diag) {
@@ -233,6 +253,25 @@ bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len)
 	return true;
 }
 
+bool tm_archive_build_copy(struct tm_archive *a, struct tm_decomp_copy_report *r,
+			   struct tm_block_error *err)
+{
+	uint64_t limit = a->in_cache ? a->cache_max / 2 : 0;
+	if (!tm_decomp_copy_build(a->data, a->copy_path, limit, r, err))
+		return false;
+	char why[300];
+	if (!tm_decomp_copy_attach(a->data, a->copy_path, a->copy_diag, a->copy_diag_ud, why,
+				   sizeof why))
+		return tm_block_fail(err, TM_BLOCK_INVALID, 0, "%s: %s", a->copy_path, why) == 0;
+	a->copy_used = true;
+	if (a->in_cache) {
+		char *dir = g_path_get_dirname(a->index_path);
+		(void)tm_index_cache_prune(dir, a->cache_max, &a->pruned, why, sizeof why);
+		g_free(dir);
+	}
+	return true;
+}
+
 void tm_archive_close(struct tm_archive *a)
 {
 	if (!a)
@@ -243,6 +282,7 @@ void tm_archive_close(struct tm_archive *a)
 	if (a->index_fd >= 0)
 		close(a->index_fd);
 	g_free(a->index_path);
+	g_free(a->copy_path);
 	free(a->source_path);
 	g_free(a);
 }

@@ -24,6 +24,9 @@ struct tm_archive_options {
 	 * total (compressed bytes, for a compressed source), members read. */
 	void (*progress)(void *ud, uint64_t done, uint64_t total, uint64_t members);
 	void *progress_ud;
+	/* Told when a seekable copy in use fails later (from a reading thread); may be NULL. */
+	tm_decomp_diag_fn copy_diag;
+	void *copy_diag_ud;
 };
 
 struct tm_archive {
@@ -41,6 +44,13 @@ struct tm_archive {
 	struct tm_index_cache_report pruned; /* by the save */
 	char *source_path;      /* the source's absolute path, when it is a path */
 	char why_rebuilt[300];  /* why a saved index was not used, or "" */
+	/* The seekable copy's file (decomp.h), when the stream wants one and has an index
+	 * file to keep it beside; copy_used when it is attached. */
+	char *copy_path;
+	bool copy_used;
+	char why_no_copy[300];  /* why an existing copy file was not used (and removed), or "" */
+	tm_decomp_diag_fn copy_diag; /* from the options */
+	void *copy_diag_ud;
 };
 
 /* Open source (taken over, also on failure) as o says.  NULL with err set, or with the
@@ -52,6 +62,12 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
  * pruned (what that did in pruned; a failure to prune is not one to save).  Safe to call
  * from another thread than the readers'. */
 bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len);
+/* Make the seekable copy (a->copy_path, which must be set) and use it: decodes the whole
+ * stream on this thread while others read.  In the cache it may take at most half of the
+ * cache's cap, and the cache is pruned after.  False with err; r as for
+ * tm_decomp_copy_build. */
+bool tm_archive_build_copy(struct tm_archive *a, struct tm_decomp_copy_report *r,
+			   struct tm_block_error *err);
 void tm_archive_close(struct tm_archive *a);
 
 #endif

@@ -7,12 +7,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "decomp_codec.h"
 
@@ -80,6 +82,15 @@ struct tm_decomp {
 	_Atomic uint64_t scan_cpos; /* compressed bytes the scan has read */
 	uint64_t size_hint;         /* what the stream says of its size, or 0 */
 	uint64_t unit_start;        /* the scan: where the piece its decoder is in started */
+
+	/* The seekable copy, once attached: reads decode its frames instead of the stream,
+	 * until one fails (then copy_off, and the stream again).  Freed at disconnect. */
+	struct tm_copy *_Atomic copy;
+	atomic_bool copy_off;
+	atomic_bool copy_cancel;    /* tm_decomp_copy_build: stop */
+	char *copy_path;
+	tm_decomp_diag_fn copy_diag;
+	void *copy_diag_ud;
 };
 
 static const struct tm_codec *const codecs[] = {
@@ -481,10 +492,60 @@ static void dec_park(struct tm_decomp *d, struct tm_dec *x, uint64_t pos)
 		d->codec->close(drop);
 }
 
+/* Decode the frame of the seekable copy that holds chunk index (its placeholder is in the
+ * cache) and publish the chunks of the frame no one holds yet, index last.  -1 when there
+ * is no copy or it failed: the copy is then given up (said once, and its file removed so
+ * that the next mount makes another) and the caller decodes the stream. */
+static int copy_chunk(struct tm_decomp *d, uint64_t index)
+{
+	struct tm_copy *c = atomic_load(&d->copy);
+	if (!c || atomic_load(&d->copy_off))
+		return -1;
+	uint64_t f = index * CHUNK / TM_COPY_FRAME, first = f * (TM_COPY_FRAME / CHUNK);
+	uint8_t *frame = g_malloc(TM_COPY_FRAME);
+	struct tm_block_error err;
+	ssize_t n = tm_copy_decode(c, f, frame, &err);
+	if (n <= (ssize_t)((index - first) * CHUNK)) {
+		g_free(frame);
+		if (!atomic_exchange(&d->copy_off, true)) {
+			char msg[300], line[600];
+			if (n >= 0)
+				tm_block_fail(&err, TM_BLOCK_IO, EIO, "seekable copy: frame %llu short",
+					      (unsigned long long)f);
+			snprintf(line, sizeof line, "%s: %s; reading the %s stream instead",
+				 d->copy_path, tm_block_strerror(&err, msg, sizeof msg),
+				 d->codec->name);
+			if (d->copy_diag)
+				d->copy_diag(d->copy_diag_ud, true, 0, line);
+			unlink(d->copy_path);
+		}
+		return -1;
+	}
+	GSList *ev = NULL;
+	pthread_mutex_lock(&d->lock);
+	d->decoded += (uint64_t)n;
+	for (uint64_t k = first; (k - first) * CHUNK < (uint64_t)n; k++) {
+		if (k == index || g_hash_table_contains(d->chunks, &k))
+			continue;
+		size_t len = MIN((uint64_t)CHUNK, (uint64_t)n - (k - first) * CHUNK);
+		ev = g_slist_concat(publish(d, k, g_memdup2(frame + (k - first) * CHUNK, len),
+					    (uint32_t)len), ev);
+	}
+	size_t len = MIN((uint64_t)CHUNK, (uint64_t)n - (index - first) * CHUNK);
+	ev = g_slist_concat(publish(d, index, g_memdup2(frame + (index - first) * CHUNK, len),
+				    (uint32_t)len), ev);
+	pthread_mutex_unlock(&d->lock);
+	free_chunks(ev);
+	g_free(frame);
+	return 0;
+}
+
 /* Decode chunk index (its placeholder is in the cache) and, for a sequential reader, a few
  * after it; publish them.  Returns -1 with err. */
 static int decode_chunk(struct tm_decomp *d, uint64_t index, struct tm_block_error *err)
 {
+	if (copy_chunk(d, index) == 0)
+		return 0;
 	uint64_t target = index * CHUNK, pos;
 	bool seq;
 	struct tm_dec *x = dec_for(d, target, &pos, &seq, err);
@@ -695,6 +756,8 @@ static void decomp_disconnect(struct tm_block *b)
 		g_free(ch);
 	}
 	g_hash_table_destroy(d->chunks);
+	tm_copy_close(atomic_load(&d->copy));
+	g_free(d->copy_path);
 	g_array_free(d->points, TRUE);
 	g_byte_array_free(d->aux, TRUE);
 	pthread_mutex_destroy(&d->lock);
@@ -1232,6 +1295,9 @@ static void stats_locked(struct tm_decomp *d, struct tm_decomp_stats *s)
 			       (d->aux_ext ? d->aux_ext_len : d->aux->len),
 		.decoded = d->decoded, .restarts = d->restarts, .scanned = d->scanned,
 	};
+	struct tm_copy *c = atomic_load(&d->copy);
+	if (c && !atomic_load(&d->copy_off))
+		s->copy_bytes = tm_copy_bytes(c);
 	for (guint i = 0; i < d->points->len; i++) {
 		uint64_t next = i + 1 < d->points->len
 			? g_array_index(d->points, struct tm_point, i + 1).uoff : s->size;
@@ -1247,4 +1313,131 @@ void tm_decomp_stats(struct tm_block *b, struct tm_decomp_stats *out)
 	pthread_mutex_lock(&d->lock);
 	stats_locked(d, out);
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- the seekable copy ---- */
+
+/* A read outside the cache may cost this much decoding before a copy is worth its disk. */
+#define COPY_WORTH_MS 50
+
+bool tm_decomp_copy_wanted(struct tm_block *b)
+{
+	struct tm_decomp *d = (struct tm_decomp *)b;
+	struct tm_decomp_stats st;
+	tm_decomp_stats(b, &st);
+	uint64_t worth = ((uint64_t)d->codec->mib_per_s << 20) * COPY_WORTH_MS / 1000;
+	return st.size > 0 && !d->scanning && st.max_gap >= worth;
+}
+
+char *tm_decomp_copy_path(const char *index_path)
+{
+	size_t len = strlen(index_path);
+	if (len > 4 && !strcmp(index_path + len - 4, ".idx"))
+		len -= 4;
+	return g_strdup_printf("%.*s.seekable.zst", (int)len, index_path);
+}
+
+bool tm_decomp_copy_attach(struct tm_block *b, const char *path, tm_decomp_diag_fn diag,
+			   void *diag_ud, char *why, size_t why_len)
+{
+	struct tm_decomp *d = (struct tm_decomp *)b;
+	if (atomic_load(&d->copy)) {
+		snprintf(why, why_len, "a copy is attached already");
+		return false;
+	}
+	struct tm_block_error err;
+	struct tm_block *file = tm_block_file_open(path, &(struct tm_block_options){ 0 }, &err);
+	if (!file) {
+		tm_block_strerror(&err, why, why_len);
+		return false;
+	}
+	struct tm_copy *c = tm_copy_open(file, d->fingerprint, d->size, why, why_len);
+	if (!c)
+		return false;
+	d->copy_path = g_strdup(path);
+	d->copy_diag = diag;
+	d->copy_diag_ud = diag_ud;
+	atomic_store(&d->copy, c);
+	return true;
+}
+
+void tm_decomp_copy_cancel(struct tm_block *b)
+{
+	atomic_store(&((struct tm_decomp *)b)->copy_cancel, true);
+}
+
+bool tm_decomp_copy_build(struct tm_block *b, const char *path, uint64_t limit,
+			  struct tm_decomp_copy_report *r, struct tm_block_error *err)
+{
+	struct tm_decomp *d = (struct tm_decomp *)b;
+	if (r)
+		*r = (struct tm_decomp_copy_report){ 0 };
+	if (d->scanning || !d->size_known || d->size == 0)
+		return tm_block_fail(err, TM_BLOCK_INVALID, 0, "the stream is not scanned yet") == 0;
+	/* A temporary name the cache's pruner knows, in the same directory. */
+	char *dir = g_path_get_dirname(path), *base = g_path_get_basename(path);
+	char *dot = strchr(base, '.');
+	if (dot)
+		*dot = 0;
+	char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, base);
+	(void)g_mkdir_with_parents(dir, 0700);
+	g_free(dir);
+	g_free(base);
+	struct tm_point start = g_array_index(d->points, struct tm_point, 0);
+	struct tm_dec *x = NULL;
+	struct tm_copy_writer *w = NULL;
+	uint8_t *buf = NULL;
+	bool ok = false;
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		tm_block_fail(err, TM_BLOCK_IO, errno, "%s", tmp);
+		goto out;
+	}
+	if (!(w = tm_copy_writer_new(fd, d->fingerprint, d->size, 1, err)) ||
+	    !(x = d->codec->open(d, &start, false, err)))
+		goto out;
+	buf = g_malloc(TM_COPY_FRAME);
+	for (uint64_t at = 0; at < d->size; at += TM_COPY_FRAME) {
+		if (atomic_load(&d->copy_cancel)) {
+			tm_block_fail(err, TM_BLOCK_IO, ECANCELED, "stopped");
+			goto out;
+		}
+		size_t n = (size_t)MIN((uint64_t)TM_COPY_FRAME, d->size - at);
+		ssize_t got = dec_read_full(d, x, buf, n, err);
+		if (got < 0)
+			goto out;
+		if ((size_t)got < n) {
+			tm_block_fail(err, TM_BLOCK_IO, EIO, "the %s stream ended early",
+				      d->codec->name);
+			goto out;
+		}
+		if (!tm_copy_writer_add(w, buf, n, err))
+			goto out;
+		if (limit && tm_copy_writer_bytes(w) > limit) {
+			tm_block_fail(err, TM_BLOCK_IO, EFBIG, "larger than the %llu bytes allowed",
+				      (unsigned long long)limit);
+			goto out;
+		}
+		if (r)
+			r->done = at + n;
+	}
+	if (r)
+		r->bytes = tm_copy_writer_bytes(w);
+	ok = tm_copy_writer_finish(w, err);
+	w = NULL;
+	if (ok && rename(tmp, path) < 0)
+		ok = tm_block_fail(err, TM_BLOCK_IO, errno, "%s", path) == 0;
+out:
+	if (w)
+		tm_copy_writer_abort(w);
+	if (x)
+		d->codec->close(x);
+	g_free(buf);
+	if (fd >= 0) {
+		close(fd);
+		if (!ok)
+			unlink(tmp);
+	}
+	g_free(tmp);
+	return ok;
 }

@@ -113,10 +113,43 @@ struct tm_decomp_stats {
 	uint64_t decoded;      /* decompressed bytes produced since the open (all decoders) */
 	uint64_t restarts;     /* decoders started at a seek point */
 	bool scanned;          /* the scan ran in this process (no saved table) */
+	uint64_t copy_bytes;   /* the seekable copy's file, when one is in use; else 0 */
 };
 void tm_decomp_stats(struct tm_block *b, struct tm_decomp_stats *out);
 
 /* The advice to print when the stream seeks badly (max_gap large), or NULL. */
 const char *tm_decomp_advice(enum tm_decomp_format f);
+
+/* ---- the seekable copy ----
+ * A stream whose seek points are far apart for its format's speed (one zstd frame, one xz
+ * block, xz's 24 MiB blocks: a read outside the cache would decode up to all of it) is
+ * worth re-encoding once as a seekable copy: zstd frames of 1 MiB of the stream each, at
+ * level 1, kept beside the index (its name: tm_decomp_copy_path).  Attached, it serves
+ * every read outside the cache by decoding one frame; a frame that fails gives the copy up
+ * (said through diag, its file removed) and reads decode the stream again. */
+
+/* Whether b, after its scan, seeks badly enough for a copy. */
+bool tm_decomp_copy_wanted(struct tm_block *b);
+/* The copy's file beside an index file: "X.idx" -> "X.seekable.zst".  g_free. */
+char *tm_decomp_copy_path(const char *index_path);
+/* Use the copy at path, when it is one made for this stream (checked: its header, sizes and
+ * seek table; its frames as they are decoded).  False with why otherwise (ENOENT's message
+ * when there is none).  diag (may be NULL) hears of a frame that fails later, from the
+ * reading thread. */
+bool tm_decomp_copy_attach(struct tm_block *b, const char *path, tm_decomp_diag_fn diag,
+			   void *diag_ud, char *why, size_t why_len);
+
+struct tm_decomp_copy_report {
+	uint64_t done;  /* bytes of the stream encoded so far (another thread may look) */
+	uint64_t bytes; /* of the finished file */
+};
+/* Make the copy for b at path (written under a temporary name beside it, then renamed):
+ * decodes the whole stream on the calling thread, which readers do not wait for.  limit:
+ * give up when the file grows past it (0: no limit).  False with err (a failure, the limit,
+ * tm_decomp_copy_cancel); nothing is left behind then.  Does not attach it. */
+bool tm_decomp_copy_build(struct tm_block *b, const char *path, uint64_t limit,
+			  struct tm_decomp_copy_report *r, struct tm_block_error *err);
+/* Make a tm_decomp_copy_build under way on another thread stop soon (before disconnect). */
+void tm_decomp_copy_cancel(struct tm_block *b);
 
 #endif

@@ -485,6 +485,7 @@ static ssize_t bz_decode_unit(struct tm_decomp *d, const struct tm_unit *u, uint
 const struct tm_codec tm_codec_bzip2 = {
 	.format = TM_DECOMP_BZIP2,
 	.name = "bzip2",
+	.mib_per_s = 45,
 	.open = bz_open,
 	.read = bz_read,
 	.close = bz_close,

@@ -44,6 +44,9 @@ struct tm_unit {
 struct tm_codec {
 	enum tm_decomp_format format;
 	const char *name;
+	/* Roughly how fast one core decodes it, in decompressed MiB/s (measured here on the
+	 * Linux tarball): what a restart far from a point costs, for tm_decomp_copy_wanted. */
+	unsigned mib_per_s;
 	/* Optional: before the scan, read what the stream says of itself (xz's index) and add
 	 * points.  A failure is not fatal: the scan finds what is wrong. */
 	void (*prepare)(struct tm_decomp *d);
@@ -132,6 +135,37 @@ void tm_decomp_diag(struct tm_decomp *d, bool error, uint64_t offset, const char
 /* A corrupt-data error for a decoder, naming format and compressed offset. */
 int tm_decomp_corrupt(struct tm_decomp *d, struct tm_block_error *err, uint64_t offset,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- the seekable copy (decomp_copy.c) ----
+ * A file of zstd frames of TM_COPY_FRAME bytes of the stream each, with zstd's seekable
+ * format's seek table: see decomp_copy.c for the layout. */
+#define TM_COPY_FRAME (1u << 20)
+struct tm_copy;
+/* The copy on file (taken over, also on failure), checked against the stream it must stand
+ * for: its fingerprint and decompressed size.  NULL with a reason in why (not a copy, made
+ * for another stream, damaged). */
+struct tm_copy *tm_copy_open(struct tm_block *file, uint64_t fingerprint, uint64_t size,
+			     char *why, size_t why_len);
+void tm_copy_close(struct tm_copy *c);
+/* Bytes of the file. */
+uint64_t tm_copy_bytes(const struct tm_copy *c);
+/* Decode frame f, the stream's bytes from f * TM_COPY_FRAME, into out (TM_COPY_FRAME bytes):
+ * the count (TM_COPY_FRAME, less for the last frame), or -1 with err (the file failed, or
+ * the frame is damaged).  Any number of threads at once. */
+ssize_t tm_copy_decode(struct tm_copy *c, uint64_t f, uint8_t *out, struct tm_block_error *err);
+
+/* Writing a copy to fd (at its current position), frame by frame, at a zstd level. */
+struct tm_copy_writer;
+struct tm_copy_writer *tm_copy_writer_new(int fd, uint64_t fingerprint, uint64_t size,
+					  int level, struct tm_block_error *err);
+/* The next frame: TM_COPY_FRAME bytes, fewer only for the last. */
+bool tm_copy_writer_add(struct tm_copy_writer *w, const uint8_t *data, size_t len,
+			struct tm_block_error *err);
+/* Bytes written so far. */
+uint64_t tm_copy_writer_bytes(const struct tm_copy_writer *w);
+/* Write the seek table and free w (also on failure); fd stays open. */
+bool tm_copy_writer_finish(struct tm_copy_writer *w, struct tm_block_error *err);
+void tm_copy_writer_abort(struct tm_copy_writer *w);
 
 /* Largest decompressed output we accept from a single lz4/bzip2 block etc. */
 #define TM_DECOMP_WINDOW_MAX (1u << 27)

@@ -402,6 +402,7 @@ static ssize_t gz_decode_unit(struct tm_decomp *d, const struct tm_unit *u, uint
 const struct tm_codec tm_codec_gzip = {
 	.format = TM_DECOMP_GZIP,
 	.name = "gzip",
+	.mib_per_s = 200,
 	.open = gz_open,
 	.read = gz_read,
 	.close = gz_close,

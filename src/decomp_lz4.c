@@ -315,6 +315,7 @@ static ssize_t lz_read(struct tm_dec *x, uint8_t *buf, size_t len, struct tm_blo
 const struct tm_codec tm_codec_lz4 = {
 	.format = TM_DECOMP_LZ4,
 	.name = "lz4",
+	.mib_per_s = 2000,
 	.open = lz_open,
 	.read = lz_read,
 	.close = lz_close,

@@ -305,6 +305,7 @@ out:
 const struct tm_codec tm_codec_xz = {
 	.format = TM_DECOMP_XZ,
 	.name = "xz",
+	.mib_per_s = 150,
 	.prepare = xz_prepare,
 	.open = xz_open,
 	.read = xz_read,

@@ -210,6 +210,7 @@ static ssize_t zs_decode_unit(struct tm_decomp *d, const struct tm_unit *u, uint
 const struct tm_codec tm_codec_zstd = {
 	.format = TM_DECOMP_ZSTD,
 	.name = "zstd",
+	.mib_per_s = 1100,
 	.open = zs_open,
 	.read = zs_read,
 	.close = zs_close,

@@ -145,9 +145,25 @@ static bool temp_name(const char *n)
 	return true;
 }
 
+/* A file that goes with an index: "<64 hex>.seekable.zst", the seekable copy (decomp.h)
+ * kept beside "<64 hex>.idx".  It is counted with its index, removed with it, and removed
+ * alone when its index is gone and it is older than a temporary file may be. */
+#define COMPANION ".seekable.zst"
+
+static bool companion_name(const char *n)
+{
+	return strlen(n) == ID_LEN + strlen(COMPANION) && hex_id(n) &&
+	       !strcmp(n + ID_LEN, COMPANION);
+}
+
+static char *companion_of(const char *index)
+{
+	return g_strdup_printf("%.*s%s", ID_LEN, index, COMPANION);
+}
+
 struct entry {
 	char *name;
-	uint64_t size;
+	uint64_t size;       /* with its companion's */
 	struct timespec used;
 	dev_t dev;
 	ino_t ino;
@@ -188,6 +204,10 @@ static bool read_entry(int dirfd, struct entry *e)
 	e->used = st.st_mtim;
 	e->dev = st.st_dev;
 	e->ino = st.st_ino;
+	char *comp = companion_of(e->name);
+	if (fstatat(dirfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		e->size += (uint64_t)st.st_size;
+	g_free(comp);
 	/* Only a definite "no such file": not a source we may not read, or one on a disk
 	 * that fails. */
 	struct stat src;
@@ -215,8 +235,12 @@ static enum removal remove_entry(int dirfd, const struct entry *e)
 	}
 	/* Still under that name once locked (a holder checks the same after locking). */
 	if (fstatat(dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == e->dev &&
-	    st.st_ino == e->ino && unlinkat(dirfd, e->name, 0) == 0)
+	    st.st_ino == e->ino && unlinkat(dirfd, e->name, 0) == 0) {
+		char *comp = companion_of(e->name);
+		unlinkat(dirfd, comp, 0);
+		g_free(comp);
 		r = REMOVED;
+	}
 out:
 	close(fd);
 	return r;
@@ -227,6 +251,16 @@ static bool stale_temp(int dirfd, const char *name, time_t now)
 	struct stat st;
 	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
 	       st.st_mtim.tv_sec + TM_INDEX_CACHE_TEMP_AGE < now;
+}
+
+/* A companion whose index is gone, old enough not to be one whose index is being saved. */
+static bool orphan(int dirfd, const char *name, time_t now)
+{
+	char *index = g_strdup_printf("%.*s.idx", ID_LEN, name);
+	struct stat st;
+	bool alone = fstatat(dirfd, index, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+	g_free(index);
+	return alone && stale_temp(dirfd, name, now);
 }
 
 bool tm_index_cache_prune(const char *dir, uint64_t max, struct tm_index_cache_report *r,
@@ -248,6 +282,11 @@ bool tm_index_cache_prune(const char *dir, uint64_t max, struct tm_index_cache_r
 	while ((de = readdir(d))) {
 		if (temp_name(de->d_name)) {
 			if (stale_temp(dfd, de->d_name, now) && unlinkat(dfd, de->d_name, 0) == 0)
+				r->removed_temp++;
+			continue;
+		}
+		if (companion_name(de->d_name)) {
+			if (orphan(dfd, de->d_name, now) && unlinkat(dfd, de->d_name, 0) == 0)
 				r->removed_temp++;
 			continue;
 		}

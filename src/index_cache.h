@@ -4,8 +4,9 @@
  * Who may remove what: an index in use (an open tm_archive: a live mount, a tarkv run)
  * holds a shared flock(2) on its file; the pruner removes a file only while it holds an
  * exclusive one, taken without waiting, so it skips every file in use.  It only ever removes
- * files of ours: "<64 hex>.idx" starting with the index magic, and the temporary files
- * ".<64 hex>.XXXXXX" a crash during a save leaves behind.
+ * files of ours: "<64 hex>.idx" starting with the index magic, the temporary files
+ * ".<64 hex>.XXXXXX" a crash during a save leaves behind, and an index's seekable copy
+ * "<64 hex>.seekable.zst" (decomp.h), counted and removed with its index.
  *
  * "Last used" is the file's mtime: set when it is written and again whenever it is loaded
  * from the cache (atime would not do: noatime and relatime mounts do not keep it). */
@@ -40,11 +41,11 @@ char *tm_index_cache_dir(void);
 
 /* What a pruning did. */
 struct tm_index_cache_report {
-	uint64_t bytes;         /* index files left, in bytes (st_size) */
+	uint64_t bytes;         /* index files (with their copies) left, in bytes (st_size) */
 	unsigned files;         /* index files left */
 	unsigned removed_gone;  /* removed because their source is gone */
 	unsigned removed_lru;   /* removed as the least recently used */
-	unsigned removed_temp;  /* stale temporary files removed */
+	unsigned removed_temp;  /* stale temporary files (and copies left alone) removed */
 	unsigned busy;          /* would have been removed but are in use (locked) */
 };
 

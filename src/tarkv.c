@@ -524,7 +524,49 @@ static int cmd_info(struct tarkv *t, int argc, char **argv)
 		       " (mean), %" PRIu64 " (largest)\nseek table bytes: %" PRIu64 "\n",
 		       st.compressed, st.size, st.points, st.points ? st.size / st.points : 0,
 		       st.max_gap, st.table_bytes);
+		if (st.copy_bytes)
+			printf("seekable copy: %s (%" PRIu64 " bytes)\n", t->archive->copy_path,
+			       st.copy_bytes);
+		else
+			printf("seekable copy: %s\n", t->archive->copy_path ? "wanted, not made yet"
+				: tm_decomp_copy_wanted(t->block) ? "wanted, but no index file"
+								  : "not needed");
 	}
+	return TARKV_OK;
+}
+
+/* Make the seekable copy now (tarmount makes it in the background). */
+static int cmd_make_seekable(struct tarkv *t, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		return BADARGS;
+	struct tm_archive *a = t->archive;
+	if (!tm_decomp_is(t->block)) {
+		tarkv_error(t, NULL, "not a compressed archive: it seeks as it is");
+		return TARKV_USAGE;
+	}
+	if (a->copy_used) {
+		printf("%s\n", a->copy_path);
+		return TARKV_OK;
+	}
+	if (!a->copy_path) {
+		if (tm_decomp_copy_wanted(t->block)) {
+			tarkv_error(t, NULL, "no seekable copy without an index file (--no-index)");
+			return TARKV_USAGE;
+		}
+		printf("not needed: the %s stream seeks well\n",
+		       tm_decomp_format_name(a->format));
+		return TARKV_OK;
+	}
+	struct tm_block_error err;
+	char msg[300];
+	if (!tm_archive_build_copy(a, NULL, &err)) {
+		tarkv_error(t, NULL, "%s: no seekable copy made: %s", a->copy_path,
+			    tm_block_strerror(&err, msg, sizeof msg));
+		return TARKV_USAGE;
+	}
+	printf("%s\n", a->copy_path);
 	return TARKV_OK;
 }
 
@@ -550,6 +592,7 @@ static const struct command {
 	{ "find", "[--json] [PATTERN]", cmd_find },
 	{ "extract", "PATH DEST", cmd_extract },
 	{ "info", "", cmd_info },
+	{ "make-seekable", "", cmd_make_seekable },
 };
 
 /* ---- opening the source ---- */
@@ -562,6 +605,12 @@ static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const
 		tarkv_error(t, path, "%s (at byte %" PRIu64 ")", msg, off);
 	else
 		tarkv_warning(t, path, "%s (at byte %" PRIu64 ")", msg, off);
+}
+
+static void copy_diag(void *ud, bool error, uint64_t off, const char *msg)
+{
+	(void)error, (void)off;
+	tarkv_warning(ud, NULL, "%s", msg);
 }
 
 struct progress {
@@ -597,6 +646,8 @@ static int open_source(struct tarkv *t)
 		.index_path = t->index_path,
 		.index_cache_max = t->index_cache_max,
 		.persist = !t->no_index,
+		.copy_diag = copy_diag,
+		.copy_diag_ud = t,
 	};
 	struct progress prog = { .t = t, .start = g_get_monotonic_time() };
 	if (!t->quiet && isatty(2)) {
@@ -620,6 +671,9 @@ static int open_source(struct tarkv *t)
 	else if (t->index_loaded && t->index->warnings)
 		tarkv_warning(t, NULL, "%u warnings when the archive was indexed (--no-index shows "
 			      "them)", t->index->warnings);
+	if (t->archive->why_no_copy[0])
+		tarkv_warning(t, NULL, "seekable copy %s not used (%s): removed",
+			      t->archive->copy_path, t->archive->why_no_copy);
 	tm_kv_init(&t->kv, t->index, t->block);
 	return TARKV_OK;
 }

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +35,7 @@ struct options {
 	char *index_path;
 	char *index_cache_max;
 	int noindex;
+	int no_copy;    /* -o noseekable_copy */
 	int64_t uid, gid;
 	int umask;
 	int quiet;
@@ -71,6 +74,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("index_cache_max=%s", index_cache_max, 0),
 	OPT("compression=%s", compression_name, 0),
 	OPT("noindex", noindex, 1),
+	OPT("noseekable_copy", no_copy, 1),
 	OPT("readahead=%d", readahead, 0),
 	OPT("-h", show_help, 1),
 	OPT("--help", show_help, 1),
@@ -123,12 +127,52 @@ static void log_warning(const char *fmt, ...)
 	va_end(ap);
 }
 
-static gpointer save_index(gpointer data)
+
+/* Make the seekable copy while the mount serves (at a low priority: a reader's requests come
+ * first), and use it from then on. */
+static void build_copy(struct tm_archive *a)
 {
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct tm_decomp_copy_report r;
+	struct tm_block_error err;
+	char msg[300];
+	if (!tm_archive_build_copy(a, &r, &err)) {
+		if (err.sys_errno != ECANCELED)
+			log_warning("%s: no seekable copy made: %s", a->copy_path,
+				    tm_block_strerror(&err, msg, sizeof msg));
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_at(LOG_INFO, "%s: seekable copy made (%" PRIu64 " MiB in %.1f s): reads decode at "
+			 "most 1 MiB from now on", a->copy_path, r.bytes >> 20,
+	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
+struct background {
+	struct tm_archive *archive;
+	bool save, copy;
+};
+
+/* What follows the mount: save the index built for it, then make the seekable copy (in
+ * that order: the copy goes beside the index, in the directory the save makes). */
+static gpointer background(gpointer data)
+{
+	const struct background *bg = data;
 	char why[300];
-	if (!tm_archive_save(data, why, sizeof why))
+	if (bg->save && !tm_archive_save(bg->archive, why, sizeof why))
 		log_warning("index not saved: %s", why);
+	if (bg->copy)
+		build_copy(bg->archive);
 	return NULL;
+}
+
+/* A seekable copy that fails while mounted. */
+static void copy_diag(void *ud, bool error, uint64_t off, const char *msg)
+{
+	(void)ud, (void)error, (void)off;
+	log_error("%s", msg);
 }
 
 static void index_diag(void *ud, enum tm_tar_diag_level lvl, uint64_t off, const char *path,
@@ -196,6 +240,8 @@ static void usage(const char *prog)
 	       "    -o timeout=SECONDS     NBD: fail a stalled request after this long (30)\n"
 	       "    -o index=PATH          where to keep the index (default ~/.cache/tarmount)\n"
 	       "    -o noindex             neither read nor write an index file\n"
+	       "    -o noseekable_copy     do not make a seekable copy of a compressed stream\n"
+	       "                           that seeks badly (one zstd frame, one xz block)\n"
 	       "    -o index_cache_max=SIZE  cap on ~/.cache/tarmount, pruned when an index\n"
 	       "                           is saved there: K, M, G suffixes; 0: no cap (default\n"
 	       "                           $" TM_INDEX_CACHE_ENV " or 1G, at most 1/10 of the disk)\n"
@@ -292,19 +338,24 @@ static GThread *thread_new(const char *name, GThreadFunc fn, gpointer data)
 }
 
 /* Once, at mount: what reads will cost when the stream seeks badly. */
-static void compression_advice(const struct options *o, struct tm_block *data)
+static void compression_advice(const struct options *o, const struct tm_archive *a)
 {
-	if (o->quiet || !tm_decomp_is(data))
+	if (o->quiet || !tm_decomp_is(a->data) || a->copy_used)
 		return;
 	struct tm_decomp_stats st;
-	tm_decomp_stats(data, &st);
+	tm_decomp_stats(a->data, &st);
 	const char *advice = tm_decomp_advice(st.format);
+	if (a->why_no_copy[0])
+		log_warning("%s: seekable copy %s not used (%s): removed, for a new one",
+			    o->source, a->copy_path, a->why_no_copy);
 	if (st.max_gap < (64u << 20) || !advice)
 		return;
+	const char *until = a->copy_path && !o->no_copy
+		? " until the seekable copy is made (in the background, beside the index)" : "";
 	log_warning("%s: warning: the %s stream has %" PRIu64 " seek point%s, %" PRIu64
-		    " MiB apart at most: a read outside the cache decodes up to that much; %s",
+		    " MiB apart at most: a read outside the cache decodes up to that much%s; %s",
 		    o->source, tm_decomp_format_name(st.format), st.points,
-		    st.points == 1 ? "" : "s", st.max_gap >> 20, advice);
+		    st.points == 1 ? "" : "s", st.max_gap >> 20, until, advice);
 }
 
 /* Check the mountpoint before any work, for a clear message. */
@@ -432,6 +483,7 @@ int main(int argc, char **argv)
 		.index_cache_max = cache_max,
 		.persist = !o.noindex,
 		.defer_save = true,
+		.copy_diag = copy_diag,
 	};
 	archive = tm_archive_open(block, o.source, &aopts, &berr);
 	block = NULL;
@@ -456,7 +508,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tarmount: %s: warning: %u errors and %u warnings when the archive "
 				"was indexed (-o noindex shows them)\n", o.source, index->errors,
 			index->warnings);
-	compression_advice(&o, block);
+	compression_advice(&o, archive);
 
 	/* Always read-only; nosuid and nodev unless asked otherwise (given first, so that a
 	 * user's -o suid or -o dev later on the line wins). */
@@ -505,9 +557,12 @@ int main(int argc, char **argv)
 	} else {
 		fuse_daemonize(1);
 	}
-	GThread *saver = NULL;
-	if (!o.noindex && !archive->loaded)
-		saver = thread_new("index-save", save_index, archive);
+	struct background bg = {
+		.archive = archive,
+		.save = !o.noindex && !archive->loaded,
+		.copy = archive->copy_path && !archive->copy_used && !o.no_copy,
+	};
+	GThread *saver = bg.save || bg.copy ? thread_new("background", background, &bg) : NULL;
 	/* Unless asked: reads spliced from the source's descriptor (a file, a device read
 	 * through the page cache) are fastest in the kernel's 128 KiB requests (measured here:
 	 * 1 MiB ones take twice as long); reads we copy (NBD, O_DIRECT, the cache) gain from
@@ -534,8 +589,11 @@ int main(int argc, char **argv)
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	if (saver)
+	if (saver) {
+		if (bg.copy)
+			tm_decomp_copy_cancel(block);
 		g_thread_join(saver);
+	}
 	/* The loop returns the signal that ended it: a requested stop is a clean exit. */
 	rc = !(rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP);
 out_unmount:

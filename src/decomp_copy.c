@@ -138,15 +138,19 @@ out:
 struct tm_copy *tm_copy_open(struct tm_block *file, uint64_t fingerprint, uint64_t size,
 			     char *why, size_t why_len)
 {
-	if (size == 0 || frame_count(size) > UINT32_MAX) {
-		bad(why, why_len, "no copy for a stream of this size");
+	/* The seek table's entries must fit in the file before any is allocated. */
+	uint64_t file_size = tm_block_size_bytes(file);
+	if (size == 0 || frame_count(size) > UINT32_MAX ||
+	    frame_count(size) * ENTRY_LEN > file_size) {
+		bad(why, why_len, size && frame_count(size) <= UINT32_MAX
+			? "damaged (too short for its frames)" : "no copy for a stream of this size");
 		tm_block_disconnect(file);
 		return NULL;
 	}
 	struct tm_copy *c = g_new0(struct tm_copy, 1);
 	c->file = file;
 	c->size = size;
-	c->file_size = tm_block_size_bytes(file);
+	c->file_size = file_size;
 	c->nframes = frame_count(size);
 	c->coff = g_new0(uint64_t, c->nframes + 1);
 	g_mutex_init(&c->lock);

@@ -56,7 +56,8 @@ static void fz_fail(const char *file, int line, const char *cond, const char *fm
  *   multiline-err  a decoder's message spans lines (input quoted into it unescaped)
  *   dir-alias      a loaded index reaches a directory twice (walks then skip it)
  *   reread, own-table, table-unhashed  the decompressing layer's (fuzz_decomp.c,
- *                  fuzz_seek_table.c) */
+ *                  fuzz_seek_table.c)
+ *   copy-roundtrip the seekable copy's (fuzz_seek_copy.c) */
 static inline bool fz_skipped(const char *name)
 {
 	const char *s = getenv("FUZZ_SKIP_CHECKS");

@@ -28,12 +28,9 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 need_cmd tar timeout find sort comm stat touch
 need_tarkv
 
-make_tmp
-trap 'mount_cleanup; cleanup' EXIT
+setup_tmp
 umask 022
-export XDG_CACHE_HOME=$T/cache
-unset TARMOUNT_INDEX_CACHE_MAX
-C=$XDG_CACHE_HOME/tarmount
+private_cache
 
 # Archives a1.tar ... a9.tar of the same shape: their index files have the same size.
 for i in 1 2 3 4 5 6 7 8 9; do

@@ -63,6 +63,14 @@ cleanup() {
 	fi
 }
 
+# private_cache: index files (and seekable copies) go to $T/cache/tarmount, held in $C,
+# with no cap from the caller's environment.
+private_cache() {
+	export XDG_CACHE_HOME=$T/cache
+	unset TARMOUNT_INDEX_CACHE_MAX
+	C=$XDG_CACHE_HOME/tarmount
+}
+
 # run CMD ARGS...: runs a command with stdout in $T/out, stderr in $T/err, status in $RC.
 # A time limit guards against hangs (status 124).
 run() {

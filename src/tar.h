@@ -230,9 +230,9 @@ struct tm_tar_wxattr {
  *   mode      permission bits only (at most 07777); the type comes from type.
  *   uid, gid  0 ... 4294967294 (what a uid_t holds and our reader takes).
  *   uname, gname  NULL or "": none.
- *   mtime     nsec < 1000000000; sec may be negative.  atime and ctime are stored only when
- *             has_atime / has_ctime (always in pax records).
- *   size      bytes of data: regular files only, 0 for every other type.
+ *   mtime     nsec < 1000000000; -10^18 < sec < 10^18.  atime and ctime (the same ranges)
+ *             are stored only when has_atime / has_ctime (always in pax records).
+ *   size      bytes of data, below 10^18: regular files only, 0 for every other type.
  *   devmajor, devminor  TM_TAR_CHR and TM_TAR_BLK only, 0 for every other type.
  *   xattrs    nxattrs of them, names distinct; stored in this order. */
 struct tm_tar_desc {

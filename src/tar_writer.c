@@ -59,9 +59,9 @@
 #define OCTAL11_MAX 077777777777ll    /* 12-byte fields: size, mtime */
 #define OWNER_MAX (L_OWNER - 1)       /* uname, gname: NUL-terminated */
 #define ID_MAX 4294967294ll
-/* Times are within +-10^18 s (30 billion years): tm_pax_parse_time takes them, at 19 digits
- * it may not. */
-#define TIME_MAX 1000000000000000000ll
+/* Sizes and times stay below 10^18 (an exabyte; 30 billion years) in magnitude: our pax
+ * parser takes every 18-digit number, not every 19-digit one. */
+#define NUM_MAX 1000000000000000000ll
 /* The largest pax header our reader takes (META_MAX in tar_reader.c). */
 #define PAX_MAX (64u * 1024 * 1024)
 
@@ -101,7 +101,7 @@ static bool check_path(const char *p, size_t n, const char *what, char *err)
 	size_t i = 0;
 	if (n >= 2 && p[0] == '.' && p[1] == '/')
 		i = 2;
-	if (i == n)
+	if (i == n || (n == 1 && p[0] == '.'))
 		return fail(err, "%s names the archive's root", what);
 	while (i <= n) {
 		const char *seg = p + i;
@@ -134,7 +134,7 @@ static const char *type_name(enum tm_tar_type t)
 
 static bool check_time(const struct tm_pax_time *t, const char *what, char *err)
 {
-	if (t->sec <= -TIME_MAX || t->sec >= TIME_MAX)
+	if (t->sec <= -NUM_MAX || t->sec >= NUM_MAX)
 		return fail(err, "%s %lld out of range", what, (long long)t->sec);
 	return t->nsec < 1000000000u || fail(err, "%s nanoseconds %u out of range", what, t->nsec);
 }
@@ -271,6 +271,8 @@ static bool plan_fields(const struct tm_tar_desc *d, struct plan *pl, char *err)
 		return fail(err, "uid or gid out of range (0 ... %lld)", ID_MAX);
 	if (d->size < 0)
 		return fail(err, "negative size");
+	if (d->size >= NUM_MAX)
+		return fail(err, "size %lld out of range", (long long)d->size);
 	if (d->size && d->type != TM_TAR_REG)
 		return fail(err, "a %s has no data (size must be 0)", what);
 	if (!dev && (d->devmajor || d->devminor))

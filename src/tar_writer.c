@@ -439,9 +439,11 @@ struct ustar {
 	int64_t uid, gid, size, mtime, devmajor, devminor;
 };
 
+/* An empty field stays zero (s.p may be NULL then). */
 static void put_str(uint8_t *blk, size_t off, struct str s)
 {
-	memcpy(blk + off, s.p, s.n);
+	if (s.n)
+		memcpy(blk + off, s.p, s.n);
 }
 
 /* Zero-padded octal in width-1 digits and a NUL; v fits (the plan saw to it). */

@@ -75,6 +75,16 @@ struct encoded {
 	struct tm_tar_header h; /* the ustar block, decoded */
 };
 
+/* The first record for key holds want. */
+static void assert_record(const struct encoded *e, const char *key, const char *want)
+{
+	size_t vlen;
+	char *v = record_value(e->pax, e->pax_len, key, &vlen);
+	ck_assert_msg(v && !strcmp(v, want), "record %s='%s', want '%s'", key, v ? v : "(none)",
+		      want);
+	g_free(v);
+}
+
 static void encoded_free(struct encoded *e)
 {
 	g_free(e->hdr);
@@ -408,10 +418,7 @@ START_TEST(test_non_ascii_names)
 	d = file_desc("caf\xe9", 0);
 	encode(&d, &e);
 	ck_assert_str_eq(e.keys, "hdrcharset,path");
-	size_t vlen;
-	char *v = record_value(e.pax, e.pax_len, "hdrcharset", &vlen);
-	ck_assert_str_eq(v, "BINARY");
-	g_free(v);
+	assert_record(&e, "hdrcharset", "BINARY");
 	read_back(&d, &e);
 	encoded_free(&e);
 
@@ -482,10 +489,7 @@ START_TEST(test_sizes)
 	encode(&d, &e);
 	ck_assert_str_eq(e.keys, "size");
 	ck_assert_int_eq(e.h.size, 0); /* GNU tar's placeholder */
-	size_t vlen;
-	char *v = record_value(e.pax, e.pax_len, "size", &vlen);
-	ck_assert_str_eq(v, "8589934592");
-	g_free(v);
+	assert_record(&e, "size", "8589934592");
 	read_back(&d, &e);
 	encoded_free(&e);
 	d.size = 999999999999999999ll; /* the largest */
@@ -577,10 +581,7 @@ START_TEST(test_times)
 	encode(&d, &e);
 	ck_assert_str_eq(e.keys, c->pax ? "mtime" : "");
 	if (c->pax) {
-		size_t vlen;
-		char *v = record_value(e.pax, e.pax_len, "mtime", &vlen);
-		ck_assert_str_eq(v, c->pax);
-		g_free(v);
+		assert_record(&e, "mtime", c->pax);
 		struct tm_tar_header x;
 		char derr[TM_TAR_ERRLEN];
 		tm_tar_header_decode(e.hdr, &x, derr);

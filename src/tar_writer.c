@@ -16,7 +16,9 @@
  * half a second before -1), atime, ctime, SCHILY.devmajor, SCHILY.devminor, then
  * SCHILY.xattr.NAME=VALUE for each xattr in the caller's order (values are raw bytes, which a
  * pax record's length prefix allows).  GNU base-256 numbers are never written: pax says the
- * same for every reader.
+ * same for every reader.  SCHILY.devmajor/devminor are star's keys, which bsdtar and our
+ * reader take; GNU tar 1.34 (with a warning) and tarfile ignore them, but no Linux device
+ * needs them (majors have 12 bits, minors 20).
  *
  * The ustar fields of a value that went to pax hold what GNU tar 1.34 puts there, so that a
  * reader without pax support still sees something close: names cut to their field (the
@@ -45,7 +47,13 @@
  * old archive stays whole while a new member is written over its end marker as long as the
  * block at the old end (the first of the two zero blocks) is written last: everything after
  * it (the rest of the new headers, data, padding, new end marker) is invisible until then.
- * The encoder only makes the bytes; ordering and flushing are the caller's. */
+ * The encoder only makes the bytes; ordering and flushing are the caller's.
+ *
+ * One more thing an appender should know: GNU tar's extraction sets a directory's times as
+ * soon as it leaves the directory's subtree (it counts on `tar -c`'s tree-walk order), so a
+ * member appended into an old directory leaves that directory with the extraction time.
+ * bsdtar sets directory times last.  Appending the directory's header again after its new
+ * entries (a later member wins) would give GNU tar its times back. */
 #include "config.h"
 
 #include <stdarg.h>

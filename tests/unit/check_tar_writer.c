@@ -34,7 +34,8 @@ static char *record_keys(const uint8_t *data, size_t len)
 		size_t reclen = 0, i = pos;
 		while (i < len && data[i] >= '0' && data[i] <= '9')
 			reclen = reclen * 10 + (size_t)(data[i++] - '0');
-		ck_assert_msg(i > pos && i < len && data[i] == ' ', "record at %zu: no length", pos);
+		ck_assert_msg(i > pos && i < len && data[i] == ' ', "record at %zu: no length",
+			      pos);
 		ck_assert_msg(reclen <= len - pos && data[pos + reclen - 1] == '\n',
 			      "record at %zu: length %zu does not frame it", pos, reclen);
 		const uint8_t *k = data + i + 1;

@@ -203,4 +203,83 @@ uint64_t tm_tar_reader_position(const struct tm_tar_reader *r);
 /* After TM_TAR_END: whether the archive ended without an end-of-archive marker. */
 bool tm_tar_reader_truncated(const struct tm_tar_reader *r);
 
+/* ---- writing ----
+ *
+ * The encoding half of appending a member: its header blocks (a pax 'x' header and its
+ * records when some field does not fit ustar, then the ustar header), the padding after its
+ * data, and the end-of-archive marker.  Pure functions: bytes out of a description, no I/O,
+ * no clock, no global state; the same description always gives the same bytes.  The format
+ * policy is described at the top of tar_writer.c. */
+
+/* An extended attribute to store (as a pax SCHILY.xattr.NAME record).  name: NUL-terminated,
+ * non-empty, valid UTF-8, without '='; value: len bytes of anything (NULL when len is 0). */
+struct tm_tar_wxattr {
+	const char *name;
+	const void *value;
+	size_t len;
+};
+
+/* A member to write.  Zero-initialise it and fill what applies; every pointer is borrowed
+ * for the duration of a call.
+ *   path      relative, '/'-separated; no NUL, no empty, "." or ".." segment (one leading
+ *             "./" is allowed, as `tar -C DIR .` writes); a directory's trailing '/' is
+ *             optional (it is always stored with one).  path_len 0: strlen(path).
+ *   linkpath  TM_TAR_HARDLINK: the archive path of the member linked to (same rules as
+ *             path); TM_TAR_SYMLINK: any non-empty bytes without NUL.  Other types: NULL.
+ *             linkpath_len 0: strlen(linkpath).
+ *   mode      permission bits only (at most 07777); the type comes from type.
+ *   uid, gid  0 ... 4294967294 (what a uid_t holds and our reader takes).
+ *   uname, gname  NULL or "": none.
+ *   mtime     nsec < 1000000000; -10^18 < sec < 10^18.  atime and ctime (the same ranges)
+ *             are stored only when has_atime / has_ctime (always in pax records).
+ *   size      bytes of data, below 10^18: regular files only, 0 for every other type.
+ *   devmajor, devminor  TM_TAR_CHR and TM_TAR_BLK only, 0 for every other type.
+ *   xattrs    nxattrs of them, names distinct; stored in this order. */
+struct tm_tar_desc {
+	enum tm_tar_type type;
+	const char *path;
+	size_t path_len;
+	const char *linkpath;
+	size_t linkpath_len;
+	uint32_t mode;
+	int64_t uid, gid;
+	const char *uname, *gname;
+	struct tm_pax_time mtime, atime, ctime;
+	bool has_atime, has_ctime;
+	int64_t size;
+	uint32_t devmajor, devminor;
+	const struct tm_tar_wxattr *xattrs;
+	size_t nxattrs;
+};
+
+/* Bytes of the end-of-archive marker: two zero blocks. */
+#define TM_TAR_END_SIZE (2 * TM_TAR_BLOCK)
+
+/* The exact bytes of header blocks d needs: 512 for a plain ustar header, plus 512 and the
+ * pax records rounded up to 512 when some field needs them.  Returns 0 with err (one line,
+ * may be NULL) when d is not a valid description: the same test tm_tar_encode_header does,
+ * so a caller can check space and validity before writing a byte. */
+size_t tm_tar_member_header_size(const struct tm_tar_desc *d, char err[TM_TAR_ERRLEN]);
+
+/* Header blocks + d->size bytes of data + padding to a 512-byte boundary; 0 with err like
+ * tm_tar_member_header_size. */
+uint64_t tm_tar_member_total(const struct tm_tar_desc *d, char err[TM_TAR_ERRLEN]);
+
+/* Zero bytes that follow size bytes of data to end them on a block boundary (0 ... 511). */
+uint64_t tm_tar_padding(uint64_t size);
+
+/* Write d's header blocks into buf[0 .. tm_tar_member_header_size(d)) and return that size.
+ * Returns 0 with err, buf untouched, when d is not valid or len is smaller than the size.
+ * Nothing past the size is written. */
+size_t tm_tar_encode_header(const struct tm_tar_desc *d, uint8_t *buf, size_t len,
+			    char err[TM_TAR_ERRLEN]);
+
+/* Write the end-of-archive marker (two zero blocks; no padding to a 10240-byte record, which
+ * no reader needs).  For appending: GNU tar stops at the first zero block where a header is
+ * due (1.34 lists every member before it, notes "A lone zero block" when the second is
+ * missing or not zero, and exits 0); bsdtar, Python's tarfile and our reader stop there too.
+ * So one zero block alone keeps the old members readable while the blocks after it are being
+ * written: see "Appending" at the top of tar_writer.c. */
+void tm_tar_encode_end(uint8_t out[TM_TAR_END_SIZE]);
+
 #endif

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the libFuzzer targets into tests/fuzz/bin/ (or $OUT):
 #
-#   tests/fuzz/build.sh [TARGET...]       default: all eight
+#   tests/fuzz/build.sh [TARGET...]       default: all nine
 #
 #   fuzz_header      tm_tar_header_decode, tm_tar_number, tm_tar_sparse_ext_decode
 #   fuzz_pax         tm_pax_parse, tm_pax_parse_time
@@ -13,6 +13,8 @@
 #                    sequential and random reads, tm_decomp_finish, table round trip
 #   fuzz_seek_table  tm_decomp_new with a mutated (and re-fingerprinted) seek table
 #   fuzz_seek_copy   tm_copy_open and tm_copy_decode on raw, made and patched seekable copies
+#   fuzz_tar_writer  tm_tar_encode_header and its size functions on decoded descriptions,
+#                    read back by tm_tar_reader
 #
 # Environment: CC (default clang; needs -fsanitize=fuzzer, i.e. clang >= 6), OUT (default
 # tests/fuzz/bin), EXTRA_CFLAGS, FUZZ_SRC (default: src/ of this tree; another copy of the
@@ -29,7 +31,8 @@ top=$(cd "$here/../.." && pwd)
 CC=${CC:-clang}
 OUT=${OUT:-$here/bin}
 SRC=${FUZZ_SRC:-$top/src}
-ALL="fuzz_header fuzz_pax fuzz_sparse fuzz_archive fuzz_index_file fuzz_decomp fuzz_seek_table fuzz_seek_copy"
+ALL="fuzz_header fuzz_pax fuzz_sparse fuzz_archive fuzz_index_file fuzz_decomp fuzz_seek_table"
+ALL="$ALL fuzz_seek_copy fuzz_tar_writer"
 targets=${*:-$ALL}
 
 for t in $targets; do
@@ -55,9 +58,9 @@ LIBS="$(pkg-config --libs $PKGS) -lbz2 -lpthread"
 WARN="-Wall -Wextra -Wno-unused-function"
 
 CORE="block block_mem block_file block_device block_window block_cache block_nbd
-      tar_header tar_pax tar_sparse tar_reader index index_build index_file kv
-      decomp decomp_gzip decomp_zstd decomp_xz decomp_bzip2 decomp_lz4 decomp_copy archive
-      index_cache"
+      tar_header tar_pax tar_sparse tar_reader tar_writer index index_build index_file
+      index_cache kv
+      decomp decomp_gzip decomp_zstd decomp_xz decomp_bzip2 decomp_lz4 decomp_copy archive"
 
 mkdir -p "$OUT/obj"
 objs=

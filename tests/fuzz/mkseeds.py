@@ -331,10 +331,57 @@ def build(tmp):
     out("fuzz_index_file", "patch_inode", b"\x02\x01" + struct.pack("<I", 208 + 64 + 28) +
         struct.pack("<I", 0o40755))
     out("fuzz_index_file", "patch_tail", b"\x02\x00" + struct.pack("<I", 0xFFFFFFF0) + b"zz")
+    writer_seeds()
 
 
 def sizes(logical, stored, shift=0):
     return struct.pack("<QQB", logical, stored, shift)
+
+
+# fuzz_tar_writer's input (see its header comment): type, flags, 12 numbers, 4 strings,
+# xattrs.
+WRITER_TYPES = {"reg": 0, "hardlink": 1, "symlink": 2, "chr": 3, "blk": 4, "dir": 5,
+                "fifo": 6, "bad": 7}
+WRITER_NUMS = ("mode", "uid", "gid", "mtime", "mtime_nsec", "atime", "atime_nsec", "ctime",
+               "ctime_nsec", "size", "major", "minor")
+
+
+def writer_desc(kind, path, link=b"", uname=b"", gname=b"", xattrs=(), flags=0, **nums):
+    d = bytes([WRITER_TYPES[kind], flags | (0 if link else 128)])
+    for k in WRITER_NUMS:
+        d += b"\x02" + struct.pack("<q", nums.get(k, 0o644 if k == "mode" else 0))
+    for v in (path, link, uname, gname):
+        d += struct.pack("<H", len(v)) + v
+    d += bytes([len(xattrs)])
+    for n, v in xattrs:
+        d += bytes([len(n)]) + n + struct.pack("<H", len(v)) + v
+    return d
+
+
+def writer_seeds():
+    """Seeds for fuzz_tar_writer, written by hand (no tool needed)."""
+    seeds = {
+        "file": writer_desc("reg", b"dir/file", uname=b"user", gname=b"group", uid=1000,
+                            gid=1000, mtime=1700000000, size=5),
+        "dir100": writer_desc("dir", b"d" * 99, mode=0o755),
+        "split256": writer_desc("reg", b"p" * 155 + b"/" + b"n" * 100),
+        "path300": writer_desc("reg", b"a/" * 150 + b"z"),
+        "symlink": writer_desc("symlink", b"l", link=b"../t\xc3\xa4rget/" + b"x" * 120,
+                               mode=0o777),
+        "hardlink": writer_desc("hardlink", b"h", link=b"dir/file"),
+        "device": writer_desc("chr", b"dev/x", major=2097152, minor=5, mode=0o600),
+        "numbers": writer_desc("reg", b"big", size=8 << 30, uid=2097152, gid=4294967294,
+                               mtime=-2, mtime_nsec=500000000, atime=-1, atime_nsec=1,
+                               ctime=8 ** 11, flags=12),
+        "xattrs": writer_desc("reg", b"x", xattrs=[(b"user.bin", b"\0\n=\xff"),
+                                                  (b"user.e", b""),
+                                                  (b"user.\xc3\xbc", b"v" * 76)]),
+        "binary": writer_desc("reg", b"caf\xe9", uname=b"j\xf6rg", gname=b"g" * 40),
+        "dotdot": writer_desc("reg", b"a/../b"),
+        "mapped": writer_desc("reg", bytes(range(40)), flags=1 | 2 | 16),
+    }
+    for name, data in seeds.items():
+        out("fuzz_tar_writer", name, data)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run the fuzz targets built by build.sh, one after the other:
 #
-#   tests/fuzz/run.sh [TARGET...]        default: all seven
+#   tests/fuzz/run.sh [TARGET...]        default: all eight
 #
 # Environment:
 #   FUZZ_SECONDS  seconds per target (default 60)
@@ -18,6 +18,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 ALL="fuzz_header fuzz_pax fuzz_sparse fuzz_archive fuzz_index_file fuzz_decomp fuzz_seek_table"
+ALL="$ALL fuzz_tar_writer"
 targets=${*:-$ALL}
 secs=${FUZZ_SECONDS:-60}
 work=${FUZZ_WORKDIR:-${TMPDIR:-/tmp}/tarmount-fuzz}

@@ -79,7 +79,7 @@ done
 # ---- every target's reproducers and seeds, as the fuzzer runs them ----------------------
 # tests/fuzz/replay_TARGET is the target's code with a plain main() (built by make check,
 # with the sanitizers in the sanitizer build): its own checks abort on a violation.
-for t in header pax sparse archive index_file decomp seek_table seek_copy; do
+for t in header pax sparse archive index_file decomp seek_table seek_copy tar_writer; do
 	bin=$top_builddir/tests/fuzz/replay_$t
 	if [ ! -x "$bin" ]; then
 		fail "$bin not built (make check builds it)"

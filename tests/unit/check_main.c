@@ -17,6 +17,7 @@ int main(void)
 	srunner_add_suite(sr, window_suite());
 	srunner_add_suite(sr, decomp_suite());
 	srunner_add_suite(sr, index_cache_suite());
+	srunner_add_suite(sr, tar_writer_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -14,5 +14,6 @@ Suite *index_file_suite(void);
 Suite *window_suite(void);
 Suite *decomp_suite(void);
 Suite *index_cache_suite(void);
+Suite *tar_writer_suite(void);
 
 #endif

@@ -517,4 +517,69 @@ static inline void tu_built_free(struct tu_built *t)
 	memset(t, 0, sizeof *t);
 }
 
+/* ---- a device with a long run of zeros ---- */
+
+/* data[0..len) followed by zeros up to size bytes (not copied; the caller keeps data alive):
+ * an archive whose members' data are zeros, e.g. an 8 GiB member, without the memory. */
+struct tu_zext {
+	struct tm_block base;
+	const uint8_t *data;
+	size_t len;
+	uint64_t size;
+};
+
+static inline void tu_zext_get_info(struct tm_block *b, struct tm_block_info *info)
+{
+	struct tu_zext *z = (struct tu_zext *)b;
+	info->sector_size = TU_BLOCK;
+	info->size_sectors = (z->size + TU_BLOCK - 1) / TU_BLOCK;
+	info->size_bytes = z->size;
+}
+
+static inline int tu_zext_read(struct tm_block *b, uint64_t sector, const struct iovec *iov,
+			       int iovcnt, struct tm_block_error *err)
+{
+	struct tu_zext *z = (struct tu_zext *)b;
+	struct tm_block_info info = { 0 };
+	tu_zext_get_info(b, &info);
+	if (tm_block_check_range(&info, sector, iov, iovcnt, err) < 0)
+		return -1;
+	uint64_t off = sector * TU_BLOCK;
+	for (int i = 0; i < iovcnt; i++) {
+		size_t n = iov[i].iov_len;
+		size_t have = off < z->len ? z->len - off : 0;
+		if (have > n)
+			have = n;
+		memcpy(iov[i].iov_base, z->data + off, have);
+		memset((uint8_t *)iov[i].iov_base + have, 0, n - have);
+		off += n;
+	}
+	return 0;
+}
+
+static inline void tu_zext_disconnect(struct tm_block *b)
+{
+	g_free(b->source);
+	g_free(b);
+}
+
+static const struct tm_block_ops tu_zext_ops = {
+	.name = "zero-extended memory",
+	.get_info = tu_zext_get_info,
+	.read = tu_zext_read,
+	.write = tm_block_write_read_only,
+	.disconnect = tu_zext_disconnect,
+};
+
+static inline struct tm_block *tu_zext_new(const void *data, size_t len, uint64_t size)
+{
+	struct tu_zext *z = g_new0(struct tu_zext, 1);
+	z->base.ops = &tu_zext_ops;
+	z->base.source = g_strdup("(zero-extended memory)");
+	z->data = data;
+	z->len = len;
+	z->size = size < len ? len : size;
+	return &z->base;
+}
+
 #endif

@@ -34,6 +34,7 @@ int tm_fuse_errno(const struct tm_kv_error *err)
 	case TM_KV_DICTIONARY_EXPECTED: return ENOTDIR;
 	case TM_KV_VALUE_EXPECTED: return EISDIR;
 	case TM_KV_BLOCK: return EIO;
+	case TM_KV_DAMAGED: return EIO;
 	}
 	return EIO;
 }
@@ -46,9 +47,13 @@ static uint32_t index_ino(const struct tm_fs *fs, fuse_ino_t ino)
 	return (uint32_t)(ino - 1);
 }
 
-static void fill_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st)
+/* False when the inode is damaged (the index's hook has said so: the caller replies EIO). */
+static bool fill_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st)
 {
 	const struct tm_inode *in = tm_index_inode(fs->index, ino);
+	const struct tm_index_sparse *map;
+	if (!in || !tm_index_sparse_map(fs->index, ino, &map))
+		return false;
 	memset(st, 0, sizeof *st);
 	st->st_ino = tm_fuse_ino(ino);
 	st->st_mode = in->mode;
@@ -63,7 +68,6 @@ static void fill_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st)
 		st->st_rdev = makedev(in->a, in->b);
 	st->st_blksize = 4096;
 	/* Sparse files occupy what they store; others their size. */
-	const struct tm_index_sparse *map = tm_index_sparse_map(fs->index, ino);
 	uint64_t used = st->st_size;
 	if (map) {
 		used = 0;
@@ -75,6 +79,7 @@ static void fill_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st)
 	st->st_mtim.tv_nsec = in->mtime_nsec;
 	st->st_atim = st->st_mtim;
 	st->st_ctim = st->st_mtim;
+	return true;
 }
 
 /* Refuse to serve from a source rewritten under us: its bytes no longer match the index. */
@@ -87,32 +92,48 @@ static bool source_stale(fuse_req_t req, const struct tm_fs *fs)
 	return true;
 }
 
-static void fill_entry(const struct tm_fs *fs, uint32_t ino, struct fuse_entry_param *e)
+static bool fill_entry(const struct tm_fs *fs, uint32_t ino, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
 	e->ino = tm_fuse_ino(ino);
 	e->generation = 1;
 	e->attr_timeout = fs->timeout;
 	e->entry_timeout = fs->timeout;
-	fill_stat(fs, ino, &e->attr);
+	return fill_stat(fs, ino, &e->attr);
+}
+
+/* The inode behind a FUSE inode number: NULL after replying ENOENT (a number we never
+ * gave out) or EIO (damaged). */
+static const struct tm_inode *inode_or_reply(fuse_req_t req, const struct tm_fs *fs,
+					     fuse_ino_t ino, uint32_t *i)
+{
+	*i = index_ino(fs, ino);
+	const struct tm_inode *in = *i == TM_NONE ? NULL : tm_index_inode(fs->index, *i);
+	if (!in)
+		fuse_reply_err(req, *i == TM_NONE ? ENOENT : EIO);
+	return in;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tm_fs *fs = fs_of(req);
-	uint32_t dir = index_ino(fs, parent);
-	if (dir == TM_NONE)
-		return (void)fuse_reply_err(req, ENOENT);
-	if (!S_ISDIR(tm_index_inode(fs->index, dir)->mode))
+	uint32_t dir;
+	const struct tm_inode *d = inode_or_reply(req, fs, parent, &dir);
+	if (!d)
+		return;
+	if (!S_ISDIR(d->mode))
 		return (void)fuse_reply_err(req, ENOTDIR);
 	uint32_t ino = tm_index_lookup(fs->index, dir, name, strlen(name), NULL);
+	if (ino == TM_DAMAGED)
+		return (void)fuse_reply_err(req, EIO);
 	if (ino == TM_NONE) {
 		/* A negative entry the kernel may cache as long as a positive one. */
 		struct fuse_entry_param e = { .ino = 0, .entry_timeout = fs->timeout };
 		return (void)fuse_reply_entry(req, &e);
 	}
 	struct fuse_entry_param e;
-	fill_entry(fs, ino, &e);
+	if (!fill_entry(fs, ino, &e))
+		return (void)fuse_reply_err(req, EIO);
 	fuse_reply_entry(req, &e);
 }
 
@@ -136,31 +157,36 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (i == TM_NONE)
 		return (void)fuse_reply_err(req, ENOENT);
 	struct stat st;
-	fill_stat(fs, i, &st);
+	if (!fill_stat(fs, i, &st))
+		return (void)fuse_reply_err(req, EIO);
 	fuse_reply_attr(req, &st, fs->timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct tm_fs *fs = fs_of(req);
-	uint32_t i = index_ino(fs, ino);
-	if (i == TM_NONE)
-		return (void)fuse_reply_err(req, ENOENT);
-	const struct tm_inode *in = tm_index_inode(fs->index, i);
+	uint32_t i;
+	const struct tm_inode *in = inode_or_reply(req, fs, ino, &i);
+	if (!in)
+		return;
 	if (!S_ISLNK(in->mode))
 		return (void)fuse_reply_err(req, EINVAL);
 	if (in->size >= PATH_MAX) /* more than the kernel takes back */
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
-	fuse_reply_readlink(req, tm_index_string(fs->index, in->a));
+	const char *target = tm_index_string(fs->index, in->a);
+	if (!target)
+		return (void)fuse_reply_err(req, EIO);
+	fuse_reply_readlink(req, target);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tm_fs *fs = fs_of(req);
-	uint32_t i = index_ino(fs, ino);
-	if (i == TM_NONE)
-		return (void)fuse_reply_err(req, ENOENT);
-	if (!S_ISDIR(tm_index_inode(fs->index, i)->mode))
+	uint32_t i;
+	const struct tm_inode *in = inode_or_reply(req, fs, ino, &i);
+	if (!in)
+		return;
+	if (!S_ISDIR(in->mode))
 		return (void)fuse_reply_err(req, ENOTDIR);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return (void)fuse_reply_err(req, EROFS);
@@ -175,14 +201,18 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct tm_fs *fs = fs_of(req);
-	uint32_t dir = index_ino(fs, ino);
-	if (dir == TM_NONE)
-		return (void)fuse_reply_err(req, ENOENT);
+	uint32_t dir;
+	const struct tm_inode *in = inode_or_reply(req, fs, ino, &dir);
+	if (!in)
+		return;
+	if (!S_ISDIR(in->mode))
+		return (void)fuse_reply_err(req, ENOTDIR);
 	char *buf = malloc(size);
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	size_t used = 0;
-	uint32_t n = tm_index_child_count(fs->index, dir);
+	bool damaged = false;
+	uint32_t n = in->b;
 	for (off_t k = off; k < (off_t)n + 2; k++) {
 		const char *name;
 		uint32_t child;
@@ -191,7 +221,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			child = dir; /* ".." is fixed up by the kernel */
 		} else {
 			const struct tm_dentry *d = tm_index_child(fs->index, dir, (uint32_t)(k - 2));
-			name = tm_index_string(fs->index, d->name);
+			name = d ? tm_index_string(fs->index, d->name) : NULL;
+			if (!name) {
+				damaged = true;
+				break;
+			}
 			child = d->inode;
 			/* Longer than FUSE can carry (nor could it be looked up): not listed, or
 			 * the kernel would take the empty reply for the end of the directory. */
@@ -201,11 +235,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		size_t len;
 		if (plus) {
 			struct fuse_entry_param e;
-			fill_entry(fs, child, &e);
+			if (!fill_entry(fs, child, &e)) {
+				damaged = true;
+				break;
+			}
 			if (k < 2) /* no lookup count for dot entries */
 				e.ino = tm_fuse_ino(child), e.entry_timeout = 0;
 			len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, k + 1);
 		} else {
+			/* tm_index_child checked the inode it names. */
 			struct stat st = { .st_ino = tm_fuse_ino(child),
 					   .st_mode = tm_index_inode(fs->index, child)->mode };
 			len = fuse_add_direntry(req, buf + used, size - used, name, &st, k + 1);
@@ -214,7 +252,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			break;
 		used += len;
 	}
-	fuse_reply_buf(req, buf, used);
+	/* What comes before the damage is served; the next call, from there, fails. */
+	if (damaged && used == 0)
+		fuse_reply_err(req, EIO);
+	else
+		fuse_reply_buf(req, buf, used);
 	free(buf);
 }
 
@@ -241,10 +283,10 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct tm_fs *fs = fs_of(req);
-	uint32_t i = index_ino(fs, ino);
-	if (i == TM_NONE)
-		return (void)fuse_reply_err(req, ENOENT);
-	const struct tm_inode *in = tm_index_inode(fs->index, i);
+	uint32_t i;
+	const struct tm_inode *in = inode_or_reply(req, fs, ino, &i);
+	if (!in)
+		return;
 	if (S_ISDIR(in->mode))
 		return (void)fuse_reply_err(req, EISDIR);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
@@ -262,10 +304,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct tm_fs *fs = fs_of(req);
 	(void)fi;
-	uint32_t i = index_ino(fs, ino);
-	if (i == TM_NONE)
-		return (void)fuse_reply_err(req, ENOENT);
-	const struct tm_inode *in = tm_index_inode(fs->index, i);
+	uint32_t i;
+	const struct tm_inode *in = inode_or_reply(req, fs, ino, &i);
+	if (!in)
+		return;
 	if (!S_ISREG(in->mode))
 		return (void)fuse_reply_err(req, EINVAL);
 	if (source_stale(req, fs))
@@ -278,7 +320,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* Contiguous member of a file-backed source: let libfuse splice from the archive. */
 	int fd;
 	uint64_t base;
-	if (!tm_index_sparse_map(fs->index, i) && tm_block_get_fd(fs->block, &fd, &base)) {
+	const struct tm_index_sparse *map;
+	if (!tm_index_sparse_map(fs->index, i, &map))
+		return (void)fuse_reply_err(req, EIO);
+	if (!map && tm_block_get_fd(fs->block, &fd, &base)) {
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
 		bv.buf[0].fd = fd;
@@ -338,7 +383,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	uint32_t cur = 0, vlen;
 	const char *n;
 	const void *v;
-	while (tm_index_xattr_next(fs->index, i, &cur, &n, &v, &vlen)) {
+	int r;
+	while ((r = tm_index_xattr_next(fs->index, i, &cur, &n, &v, &vlen)) > 0) {
 		if (strcmp(n, name))
 			continue;
 		if (size == 0)
@@ -347,7 +393,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 			return (void)fuse_reply_err(req, ERANGE);
 		return (void)fuse_reply_buf(req, v, vlen);
 	}
-	fuse_reply_err(req, ENODATA);
+	fuse_reply_err(req, r < 0 ? EIO : ENODATA);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -362,9 +408,12 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	uint32_t cur = 0, vlen;
 	const char *n;
 	const void *v;
-	while (tm_index_xattr_next(fs->index, i, &cur, &n, &v, &vlen))
+	int r;
+	while ((r = tm_index_xattr_next(fs->index, i, &cur, &n, &v, &vlen)) > 0)
 		g_string_append_len(names, n, (gssize)strlen(n) + 1);
-	if (size == 0)
+	if (r < 0)
+		fuse_reply_err(req, EIO);
+	else if (size == 0)
 		fuse_reply_xattr(req, names->len);
 	else if (size < names->len)
 		fuse_reply_err(req, ERANGE);

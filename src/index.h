@@ -25,6 +25,8 @@
 
 #define TM_NONE UINT32_MAX
 #define TM_ROOT 0u
+/* What lookups return when what they had to read is damaged (see "reading" below). */
+#define TM_DAMAGED (UINT32_MAX - 1)
 
 struct tm_inode {
 	uint64_t size;   /* logical size; for a symlink, the target's length */
@@ -71,6 +73,7 @@ struct tm_index {
 	unsigned warnings, errors;
 	bool truncated;        /* the archive ended without an end-of-archive marker */
 	uint64_t fingerprint;  /* of a sample of the archive's header blocks (see below) */
+	bool has_xattrs;       /* some inode has an xattr list */
 	/* Loaded from an index file: its other sections (NULL when absent). */
 	const void *seek;      /* the decompressor's seek table (tm_decomp_table) */
 	uint64_t seek_len;
@@ -78,7 +81,12 @@ struct tm_index {
 	void *storage;         /* private: owns the arrays when built in memory */
 	void *map;             /* private: the mapped index file, when loaded from one */
 	size_t map_len;
+	struct tm_index_lazy *lazy; /* private: what is checked as it is read (loaded only) */
 };
+
+/* Told once, from the reader's thread, when a loaded index is found damaged; why names
+ * what failed. */
+typedef void (*tm_index_damage_fn)(void *ud, const char *why);
 
 /* Called for each problem found while building; path may be NULL. */
 typedef void (*tm_index_diag_fn)(void *ud, enum tm_tar_diag_level level, uint64_t offset,
@@ -105,7 +113,10 @@ void tm_index_free(struct tm_index *idx);
 /* ---- the persisted index (src/index_file.c) ----
  * A file holding the arrays as they are in memory, behind a header that names the format
  * version, the source's identity (see tm_block_identity) and checksums of the header and
- * the data.  Loading maps it read-only: ready in the time it takes to check it. */
+ * of each page of the data.  Loading maps it read-only and checks the header, the page
+ * checksums' table and the few records every reader needs (the root, the ends of the
+ * string pool): ready in a time that does not grow with the archive.  Every other page
+ * and record is checked when it is first read (see "reading" below). */
 
 /* What an index file holds beside the index. */
 struct tm_index_extra {
@@ -177,41 +188,56 @@ struct tm_index *tm_index_open(struct tm_block *b, const struct tm_index_options
 /* Memory the index holds (the arrays), for reports. */
 size_t tm_index_memory(const struct tm_index *idx);
 
-static inline const struct tm_inode *tm_index_inode(const struct tm_index *idx, uint32_t ino)
-{
-	return &idx->inodes[ino];
-}
-static inline const char *tm_index_string(const struct tm_index *idx, uint32_t off)
-{
-	return idx->strings + off;
-}
+/* ---- reading (src/index.c) ----
+ * A built index is trusted.  A loaded one is checked as it is read: a page of the file the
+ * first time it is touched (its checksum), a record each time it is used (its offsets and
+ * counts inside the arrays, its strings terminated inside the pool, a child directory
+ * followed only from its one parent).  A failed check marks the index damaged for good
+ * (tm_index_damaged), tells the damage hook once, and makes the accessor return what it
+ * says it returns for damage: nothing outside the arrays, nothing unchecked.  Damage is a
+ * property of the bytes read: an operation that does not touch a damaged page or record
+ * works as before.  No locks: any number of threads read at once. */
+
+/* Call fn (from the reader that finds it) the first time idx is found damaged.  Set it
+ * before readers start. */
+void tm_index_on_damage(struct tm_index *idx, tm_index_damage_fn fn, void *ud);
+/* Whether a check has failed on idx. */
+bool tm_index_damaged(const struct tm_index *idx);
+/* Check every page and every record now (as loading once did): true when nothing is
+ * damaged.  For tests and fuzzers. */
+bool tm_index_check_all(const struct tm_index *idx);
+
+/* Inode ino, or NULL when there is none (ino >= ninodes) or it is damaged. */
+const struct tm_inode *tm_index_inode(const struct tm_index *idx, uint32_t ino);
+/* The NUL-terminated string at offset off of the pool, or NULL when damaged. */
+const char *tm_index_string(const struct tm_index *idx, uint32_t off);
 
 /* The child of directory dir called name[0..len), as an inode number and (if dentry is not
- * NULL) its dentry; TM_NONE when dir is not a directory or has no such child. */
+ * NULL) its dentry number; TM_NONE when dir is not a directory or has no such child;
+ * TM_DAMAGED when what the search read is damaged. */
 uint32_t tm_index_lookup(const struct tm_index *idx, uint32_t dir, const char *name, size_t len,
 			 uint32_t *dentry);
 
 /* Resolve a path ("a/b/c", leading '/' and './', repeated '/' and '.' segments allowed;
- * symlinks are not followed).  Returns the inode or TM_NONE; "" and "/" are the root. */
+ * symlinks are not followed).  Returns the inode, TM_NONE, or TM_DAMAGED; "" and "/" are
+ * the root. */
 uint32_t tm_index_resolve(const struct tm_index *idx, const char *path);
 
-/* Children of a directory: count, and the dentry in slot i (0 <= i < count). */
-static inline uint32_t tm_index_child_count(const struct tm_index *idx, uint32_t dir)
-{
-	return idx->inodes[dir].b;
-}
-static inline const struct tm_dentry *tm_index_child(const struct tm_index *idx, uint32_t dir,
-						     uint32_t i)
-{
-	return &idx->dentries[idx->children[idx->inodes[dir].a + i]];
-}
+/* Children of a directory: count (0 when dir is no directory or is damaged: callers that
+ * must tell get the inode first), and the dentry in slot i (0 <= i < count), or NULL when
+ * it, its name's place or the inode it names is damaged. */
+uint32_t tm_index_child_count(const struct tm_index *idx, uint32_t dir);
+const struct tm_dentry *tm_index_child(const struct tm_index *idx, uint32_t dir, uint32_t i);
 
-/* The sparse map of a regular file, or NULL when it is not sparse. */
-const struct tm_index_sparse *tm_index_sparse_map(const struct tm_index *idx, uint32_t ino);
+/* The sparse map of a regular file in *map, NULL when it is not sparse; false when the
+ * inode or its map is damaged. */
+bool tm_index_sparse_map(const struct tm_index *idx, uint32_t ino,
+			 const struct tm_index_sparse **map);
 
-/* Iterate the xattrs of an inode: *cursor starts at 0; returns false when done. */
-bool tm_index_xattr_next(const struct tm_index *idx, uint32_t ino, uint32_t *cursor,
-			 const char **name, const void **value, uint32_t *value_len);
+/* Iterate the xattrs of an inode: *cursor starts at 0 (the whole list is checked then).
+ * Returns 1 with the next one, 0 when done, -1 when the inode or its list is damaged. */
+int tm_index_xattr_next(const struct tm_index *idx, uint32_t ino, uint32_t *cursor,
+			const char **name, const void **value, uint32_t *value_len);
 
 /* Normalise an archive path the way GNU tar does on extraction: strip leading '/' and './',
  * collapse '//' and drop '.' segments, drop a trailing '/'.  Writes into out (at least

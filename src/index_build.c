@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "index.h"
+#include "index_check.h"
 
 struct builder {
 	GArray *inodes;     /* struct tm_inode */
@@ -532,6 +533,8 @@ static struct tm_index *freeze(struct builder *b)
 	idx->strings_len = s->strings->len;
 	idx->aux = s->aux->data;
 	idx->aux_len = s->aux->len;
+	for (uint32_t i = 0; i < idx->ninodes && !idx->has_xattrs; i++)
+		idx->has_xattrs = idx->inodes[i].xattrs != TM_NONE;
 	return idx;
 }
 
@@ -541,6 +544,9 @@ void tm_index_free(struct tm_index *idx)
 		return;
 	if (idx->map)
 		munmap(idx->map, idx->map_len);
+	if (idx->lazy)
+		g_free(idx->lazy->verified);
+	g_free(idx->lazy);
 	struct index_storage *s = idx->storage;
 	if (s) {
 		g_array_unref(s->inodes);

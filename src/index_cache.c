@@ -113,6 +113,18 @@ int tm_index_cache_hold(const char *path)
 	return -1;
 }
 
+bool tm_index_cache_drop(const char *path, int fd)
+{
+	struct stat held, named;
+	if (fstat(fd, &held) < 0 || stat(path, &named) < 0)
+		return false;
+	if (held.st_dev != named.st_dev || held.st_ino != named.st_ino) {
+		errno = ESTALE;
+		return false;
+	}
+	return unlink(path) == 0;
+}
+
 void tm_index_cache_touch(int fd)
 {
 	(void)futimens(fd, NULL);

@@ -63,6 +63,11 @@ bool tm_index_cache_prune(const char *dir, uint64_t max, struct tm_index_cache_r
  * flock(2) the descriptor comes back unlocked. */
 int tm_index_cache_hold(const char *path);
 
+/* Remove the index file at path when it is still the file held on fd (not one saved
+ * there since): a damaged index, so that the next open rebuilds it.  False with errno set
+ * when it is not removed. */
+bool tm_index_cache_drop(const char *path, int fd);
+
 /* Mark the file on fd as used now (its mtime), for the pruner's order; failures (a
  * read-only cache) are ignored. */
 void tm_index_cache_touch(int fd);

@@ -1,8 +1,14 @@
 /* The persisted index: the in-memory arrays written to a file behind a checked header, and
  * mapped back read-only.  A file that is missing, from another format version, for another
- * source, truncated or corrupt is refused (the caller rebuilds), never trusted: the header
- * and the data carry checksums, and every offset and count is checked against the arrays
- * before use, so that no file, however made, can make a reader go out of bounds. */
+ * source, truncated or with a bad header is refused (the caller rebuilds), never trusted:
+ * the header and each page of the data carry checksums, and every offset and count is
+ * checked against the arrays before use (src/index.c, as each is read), so that no file,
+ * however made, can make a reader go out of bounds.
+ *
+ * Layout (version 4): the header; the page table (a checksum per page of the data area);
+ * from data_start (4096-aligned), the sections, 8-aligned: inodes, dentries, children,
+ * strings, aux, parents (of each directory inode, see index_check.h), the seek table, the
+ * source's path. */
 #include "config.h"
 
 #include <errno.h>
@@ -18,9 +24,16 @@
 #include <glib.h>
 
 #include "index.h"
+#include "index_check.h"
 
 #define MAGIC "TARMIDX\n"
-#define FORMAT_VERSION 3u
+#define FORMAT_VERSION 4u
+/* 4 KiB pages: what a lookup touches is a few of them (64 KiB pages cost a remount 10
+ * times as many bytes hashed for the fingerprint's samples alone); the table costs 8
+ * bytes a page, 0.2 % of the file. */
+#define PAGE_SHIFT 12u
+#define PAGE_SHIFT_MAX 20u
+#define DATA_ALIGN 4096u
 
 struct file_header {
 	char magic[8];
@@ -34,34 +47,58 @@ struct file_header {
 	uint64_t fingerprint; /* see tm_index_fingerprint */
 	/* Sections beside the index: the decompressor's seek table, the source's path. */
 	uint64_t off_seek, seek_len, off_source, source_len;
-	uint64_t data_hash;   /* of bytes [header_size, file_size) */
+	uint64_t off_parents; /* ninodes struct tm_index_parent */
+	uint32_t page_shift, has_xattrs;
+	uint64_t data_start, npages; /* pages of [data_start, file_size); the table follows
+					this header */
+	uint64_t table_hash;  /* of the page table */
 	uint64_t header_hash; /* of this header with header_hash zero */
 };
-
-/* A fast non-cryptographic checksum (four independent multiply-xor lanes over 64-bit
- * words): it guards against damage, not malice; the bounds checks guard against that. */
-static uint64_t hash_bytes(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	const uint64_t k = 0x9e3779b97f4a7c15ull;
-	uint64_t h[4] = { 1, 2, 3, (uint64_t)len };
-	size_t i = 0;
-	for (; i + 32 <= len; i += 32)
-		for (int l = 0; l < 4; l++) {
-			uint64_t w;
-			memcpy(&w, p + i + 8 * l, 8);
-			h[l] = (h[l] ^ w) * k;
-			h[l] ^= h[l] >> 29;
-		}
-	uint64_t r = h[0] ^ (h[1] << 1) ^ (h[2] << 2) ^ (h[3] << 3);
-	for (; i < len; i++)
-		r = (r ^ p[i]) * k;
-	return r ^ r >> 31;
-}
 
 static uint64_t align8(uint64_t n)
 {
 	return (n + 7) & ~7ull;
+}
+
+static uint64_t pages_for(uint64_t len, unsigned shift)
+{
+	return (len >> shift) + !!(len & (((uint64_t)1 << shift) - 1));
+}
+
+/* The page table of file[0..len) as h lays it out, and its hash. */
+static void seal_pages(uint8_t *file, const struct file_header *h, uint64_t *table_hash)
+{
+	uint64_t *sums = (uint64_t *)(file + sizeof *h), page = (uint64_t)1 << h->page_shift;
+	for (uint64_t p = 0; p < h->npages; p++) {
+		uint64_t at = h->data_start + p * page;
+		uint64_t s = tm_index_page_sum(file + at, MIN(page, h->file_size - at), p);
+		memcpy(&sums[p], &s, 8);
+	}
+	*table_hash = tm_index_hash(sums, h->npages * 8);
+}
+
+/* Of each directory, the directory and the slot of its run that list it (TM_NONE for the
+ * root and for what no run lists).  Whatever the arrays hold (tests save crafted ones):
+ * nothing is read outside them. */
+static struct tm_index_parent *parents_of(const struct tm_index *idx)
+{
+	struct tm_index_parent *parent = g_new(struct tm_index_parent, idx->ninodes + 1);
+	for (uint32_t i = 0; i < idx->ninodes; i++)
+		parent[i].dir = parent[i].slot = TM_NONE;
+	for (uint32_t i = 0; i < idx->ninodes; i++) {
+		const struct tm_inode *d = &idx->inodes[i];
+		if ((d->mode & 0170000) != 0040000 || d->a > idx->nchildren ||
+		    d->b > idx->nchildren - d->a)
+			continue;
+		for (uint32_t k = 0; k < d->b; k++) {
+			uint32_t de = idx->children[d->a + k];
+			uint32_t c = de < idx->ndentries ? idx->dentries[de].inode : TM_NONE;
+			if (c < idx->ninodes && c != TM_ROOT && parent[c].dir == TM_NONE &&
+			    (idx->inodes[c].mode & 0170000) == 0040000)
+				parent[c] = (struct tm_index_parent){ i, d->a + k };
+		}
+	}
+	return parent;
 }
 
 char *tm_index_default_path(const char *source_id)
@@ -105,6 +142,9 @@ bool tm_index_save_held(const struct tm_index *idx, const char *path, const char
 	h.ninodes = idx->ninodes, h.ndentries = idx->ndentries, h.nchildren = idx->nchildren;
 	h.strings_len = idx->strings_len, h.aux_len = idx->aux_len;
 	h.fingerprint = idx->fingerprint;
+	h.has_xattrs = idx->has_xattrs;
+	h.page_shift = PAGE_SHIFT;
+	struct tm_index_parent *parents = parents_of(idx);
 	struct {
 		const void *p;
 		uint64_t len;
@@ -115,28 +155,36 @@ bool tm_index_save_held(const struct tm_index *idx, const char *path, const char
 		{ idx->children, (uint64_t)idx->nchildren * sizeof *idx->children, &h.off_children },
 		{ idx->strings, idx->strings_len, &h.off_strings },
 		{ idx->aux, idx->aux_len, &h.off_aux },
+		{ parents, (uint64_t)idx->ninodes * sizeof *parents, &h.off_parents },
 		{ extra->seek, extra->seek_len, &h.off_seek },
 		{ extra->source, extra->source ? strlen(extra->source) + 1 : 0, &h.off_source },
 	};
 	h.seek_len = extra->seek_len;
 	h.source_len = extra->source ? strlen(extra->source) + 1 : 0;
-	uint64_t at = align8(sizeof h);
-	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++) {
-		*sec[i].off = at;
-		at = align8(at + sec[i].len);
-	}
-	h.file_size = at;
-	/* The data hash covers the sections and the zero padding between them. */
-	uint8_t *data = g_try_malloc0(at - sizeof h);
-	if (!data) {
+	uint64_t data_len = 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++)
+		data_len = align8(data_len + sec[i].len);
+	h.npages = pages_for(data_len, h.page_shift);
+	h.data_start = (sizeof h + h.npages * 8 + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN;
+	h.file_size = h.data_start + data_len;
+	/* The page checksums cover the sections and the zero padding between them. */
+	uint8_t *file = g_try_malloc0(h.file_size);
+	if (!file) {
+		g_free(parents);
 		snprintf(why, why_len, "out of memory");
 		return false;
 	}
-	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++)
+	uint64_t at = h.data_start;
+	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++) {
+		*sec[i].off = at;
 		if (sec[i].len)
-			memcpy(data + *sec[i].off - sizeof h, sec[i].p, sec[i].len);
-	h.data_hash = hash_bytes(data, at - sizeof h);
-	h.header_hash = hash_bytes(&h, sizeof h);
+			memcpy(file + at, sec[i].p, sec[i].len);
+		at = align8(at + sec[i].len);
+	}
+	g_free(parents);
+	seal_pages(file, &h, &h.table_hash);
+	h.header_hash = tm_index_hash(&h, sizeof h);
+	memcpy(file, &h, sizeof h);
 
 	char *dir = g_path_get_dirname(path);
 	char *tmp = g_strdup_printf("%s/.%s.XXXXXX", dir, source_id);
@@ -146,7 +194,7 @@ bool tm_index_save_held(const struct tm_index *idx, const char *path, const char
 		snprintf(why, why_len, "%s: %s", dir, strerror(errno));
 	} else if (held && flock(fd, LOCK_SH) < 0 && errno != ENOLCK && errno != EOPNOTSUPP) {
 		snprintf(why, why_len, "%s: locking: %s", tmp, strerror(errno));
-	} else if (!write_all(fd, &h, sizeof h) || !write_all(fd, data, at - sizeof h)) {
+	} else if (!write_all(fd, file, h.file_size)) {
 		/* No fsync: a file torn by a crash fails its checksums and is rebuilt. */
 		snprintf(why, why_len, "%s: %s", tmp, strerror(errno ? errno : EIO));
 	} else if (rename(tmp, path) < 0) {
@@ -162,7 +210,7 @@ bool tm_index_save_held(const struct tm_index *idx, const char *path, const char
 		unlink(tmp);
 	g_free(tmp);
 	g_free(dir);
-	g_free(data);
+	g_free(file);
 	return ok;
 }
 
@@ -170,6 +218,25 @@ bool tm_index_save_held(const struct tm_index *idx, const char *path, const char
 
 #define REFUSE(...) (snprintf(why, why_len, __VA_ARGS__), false)
 
+/* Where the sections are, by enum tm_index_section. */
+static void sections_of(const struct file_header *h, uint64_t off[TM_SEC_COUNT],
+			uint64_t len[TM_SEC_COUNT])
+{
+	const uint64_t o[TM_SEC_COUNT] = { h->off_inodes, h->off_dentries, h->off_children,
+					   h->off_strings, h->off_aux, h->off_parents,
+					   h->off_seek, h->off_source };
+	const uint64_t l[TM_SEC_COUNT] = {
+		(uint64_t)h->ninodes * sizeof(struct tm_inode),
+		(uint64_t)h->ndentries * sizeof(struct tm_dentry),
+		(uint64_t)h->nchildren * sizeof(uint32_t), h->strings_len, h->aux_len,
+		(uint64_t)h->ninodes * sizeof(struct tm_index_parent), h->seek_len, h->source_len,
+	};
+	memcpy(off, o, sizeof o);
+	memcpy(len, l, sizeof l);
+}
+
+/* The header itself: its checksum, then every size and offset against the file's size
+ * (nothing past the header is read). */
 static bool header_ok(const struct file_header *h, uint64_t size, const char *source_id,
 		      char *why, size_t why_len)
 {
@@ -179,152 +246,48 @@ static bool header_ok(const struct file_header *h, uint64_t size, const char *so
 		return REFUSE("index format version %u, not %u", h->version, FORMAT_VERSION);
 	struct file_header copy = *h;
 	copy.header_hash = 0;
-	if (hash_bytes(&copy, sizeof copy) != h->header_hash)
+	if (tm_index_hash(&copy, sizeof copy) != h->header_hash)
 		return REFUSE("header checksum mismatch");
 	if (memcmp(h->source_id, source_id, 64))
 		return REFUSE("made for another source (or this one changed)");
 	if (h->file_size != size)
 		return REFUSE("truncated or extended (%llu bytes, header says %llu)",
 			      (unsigned long long)size, (unsigned long long)h->file_size);
-	struct {
-		uint64_t off, len;
-	} sec[] = {
-		{ h->off_inodes, (uint64_t)h->ninodes * sizeof(struct tm_inode) },
-		{ h->off_dentries, (uint64_t)h->ndentries * sizeof(struct tm_dentry) },
-		{ h->off_children, (uint64_t)h->nchildren * sizeof(uint32_t) },
-		{ h->off_strings, h->strings_len },
-		{ h->off_aux, h->aux_len },
-		{ h->off_seek, h->seek_len },
-		{ h->off_source, h->source_len },
-	};
-	for (size_t i = 0; i < G_N_ELEMENTS(sec); i++)
-		if (sec[i].off % 8 || sec[i].off < sizeof *h || sec[i].off > size ||
-		    sec[i].len > size - sec[i].off)
+	if (h->page_shift < PAGE_SHIFT || h->page_shift > PAGE_SHIFT_MAX ||
+	    h->data_start % 8 || h->data_start > size ||
+	    h->npages != pages_for(size - h->data_start, h->page_shift) ||
+	    h->npages > (h->data_start - sizeof *h) / 8)
+		return REFUSE("bad page table");
+	uint64_t off[TM_SEC_COUNT], len[TM_SEC_COUNT];
+	sections_of(h, off, len);
+	for (size_t i = 0; i < TM_SEC_COUNT; i++)
+		if (off[i] % 8 || off[i] < h->data_start || off[i] > size || len[i] > size - off[i])
 			return REFUSE("section %zu out of bounds", i);
-	if (h->ninodes == 0 || h->strings_len == 0 || h->strings_len >= TM_NONE ||
-	    h->aux_len >= TM_NONE)
+	if (h->ninodes == 0 || h->ninodes >= TM_DAMAGED || h->strings_len == 0 ||
+	    h->strings_len >= TM_NONE || h->aux_len >= TM_NONE)
 		return REFUSE("bad counts");
-	if (h->source_len && ((const uint8_t *)h)[h->off_source + h->source_len - 1] != '\0')
-		return REFUSE("source path not terminated");
 	return true;
 }
 
-static bool in_aux(const struct tm_index *idx, uint64_t off, uint64_t len)
+/* What every reader needs, checked before any does: the pool's first and last bytes are
+ * NUL, the root is a directory; and what the index's other users read without accessors
+ * (the seek table, the source path) has right checksums. */
+static bool first_records_ok(const struct tm_index *idx, char *why, size_t why_len)
 {
-	return off <= idx->aux_len && len <= idx->aux_len - off;
-}
-
-static bool xattrs_ok(const struct tm_index *idx, uint32_t list)
-{
-	for (uint64_t at = list;;) {
-		uint32_t nv[2];
-		if (at % 4 || !in_aux(idx, at, 4))
-			return false;
-		memcpy(nv, idx->aux + at, 4);
-		if (nv[0] == TM_NONE)
-			return true;
-		if (!in_aux(idx, at, 8))
-			return false;
-		memcpy(nv, idx->aux + at, 8);
-		uint64_t len = 8 + (uint64_t)nv[0] + 1 + nv[1];
-		if (!in_aux(idx, at, len) || idx->aux[at + 8 + nv[0]] != '\0' ||
-		    memchr(idx->aux + at + 8, '\0', nv[0]))
-			return false;
-		at += (len + 3) & ~3ull;
-	}
-}
-
-static bool sparse_ok(const struct tm_index *idx, const struct tm_inode *in)
-{
-	if (in->a % 8 || !in_aux(idx, in->a, 8))
-		return false;
-	const struct tm_index_sparse *m = (const void *)(idx->aux + in->a);
-	if (m->count > (idx->aux_len - in->a - 8) / sizeof m->chunk[0])
-		return false;
-	uint64_t next = 0;
-	for (uint64_t i = 0; i < m->count; i++) {
-		const struct tm_index_sparse_chunk *c = &m->chunk[i];
-		if (c->offset < next || c->offset > in->size || c->length > in->size - c->offset)
-			return false;
-		next = c->offset + c->length;
-	}
-	return true;
-}
-
-/* The directories reachable from the root form a tree: walking their children never
- * reaches a directory twice (no cycle, no directory under two parents, no shared runs of
- * child slots).  Checked breadth-first with a queue, not by recursion. */
-static bool tree_ok(const struct tm_index *idx)
-{
-	uint8_t *seen = g_malloc0(idx->ninodes);
-	uint32_t *queue = g_new(uint32_t, idx->ninodes), head = 0, tail = 0;
-	bool ok = true;
-	seen[TM_ROOT] = 1;
-	queue[tail++] = TM_ROOT;
-	while (ok && head < tail) {
-		const struct tm_inode *dir = &idx->inodes[queue[head++]];
-		for (uint32_t k = 0; ok && k < dir->b; k++) {
-			uint32_t ino = idx->dentries[idx->children[dir->a + k]].inode;
-			if ((idx->inodes[ino].mode & 0170000) != 0040000)
-				continue;
-			ok = !seen[ino];
-			seen[ino] = 1;
-			if (ok)
-				queue[tail++] = ino;
-		}
-	}
-	g_free(queue);
-	g_free(seen);
-	return ok;
-}
-
-/* The file types the builder makes. */
-static bool known_type(uint32_t mode)
-{
-	switch (mode & 0170000) {
-	case 0040000: case 0100000: case 0120000: case 0020000: case 0060000: case 0010000:
-		return true;
-	}
-	return false;
-}
-
-/* Every reference inside the arrays points inside them: what the readers rely on. */
-static bool structure_ok(const struct tm_index *idx, char *why, size_t why_len)
-{
+	const struct tm_index_lazy *z = idx->lazy;
+	if (!tm_index_span_ok(idx, TM_SEC_STRINGS, 0, 1) ||
+	    !tm_index_span_ok(idx, TM_SEC_STRINGS, idx->strings_len - 1, 1))
+		return REFUSE("string pool damaged");
 	if (idx->strings[idx->strings_len - 1] != '\0' || idx->strings[0] != '\0')
 		return REFUSE("string pool not terminated");
-	for (uint32_t d = 0; d < idx->ndentries; d++)
-		if (idx->dentries[d].name >= idx->strings_len ||
-		    idx->dentries[d].inode >= idx->ninodes)
-			return REFUSE("entry %u out of bounds", d);
-	for (uint32_t c = 0; c < idx->nchildren; c++)
-		if (idx->children[c] >= idx->ndentries)
-			return REFUSE("child slot %u out of bounds", c);
-	if ((idx->inodes[TM_ROOT].mode & 0170000) != 0040000)
+	const struct tm_inode *root = tm_index_inode(idx, TM_ROOT);
+	if (!root || (root->mode & 0170000) != 0040000)
 		return REFUSE("root is not a directory");
-	for (uint32_t i = 0; i < idx->ninodes; i++) {
-		const struct tm_inode *in = &idx->inodes[i];
-		bool ok = known_type(in->mode) && in->uname < idx->strings_len &&
-			  in->gname < idx->strings_len &&
-			  (in->xattrs == TM_NONE || xattrs_ok(idx, in->xattrs));
-		switch (in->mode & 0170000) {
-		case 0040000:
-			ok = ok && in->a <= idx->nchildren && in->b <= idx->nchildren - in->a;
-			break;
-		case 0120000:
-			ok = ok && in->a < idx->strings_len &&
-			     in->size == strlen(idx->strings + in->a);
-			break;
-		case 0100000:
-			ok = ok && (in->a == TM_NONE || sparse_ok(idx, in));
-			break;
-		}
-		if (!ok)
-			return REFUSE("inode %u out of bounds", i);
-	}
-	/* Only now that every child run is known to be in bounds. */
-	if (!tree_ok(idx))
-		return REFUSE("directories do not form a tree");
+	for (int s = TM_SEC_SEEK; s <= TM_SEC_SOURCE; s++)
+		if (z->len[s] && !tm_index_span_ok(idx, (enum tm_index_section)s, 0, z->len[s]))
+			return REFUSE("%s damaged", s == TM_SEC_SEEK ? "seek table" : "source path");
+	if (z->len[TM_SEC_SOURCE] && idx->source[z->len[TM_SEC_SOURCE] - 1] != '\0')
+		return REFUSE("source path not terminated");
 	return true;
 }
 
@@ -342,27 +305,50 @@ struct tm_index *tm_index_load(const char *path, const char *source_id, char *wh
 	return idx;
 }
 
+static void lazy_free(struct tm_index_lazy *z)
+{
+	if (z)
+		g_free(z->verified);
+	g_free(z);
+}
+
 struct tm_index *tm_index_load_fd(int fd, const char *source_id, char *why, size_t why_len)
 {
 	struct stat st;
 	void *map = MAP_FAILED;
+	/* Not populated: the pages are read as they are used, and only those. */
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size >= (off_t)sizeof(struct file_header))
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED) {
 		snprintf(why, why_len, "not an index file");
 		return NULL;
 	}
 	const struct file_header *h = map;
 	const uint8_t *base = map;
-	struct tm_index *idx = NULL;
 	if (!header_ok(h, (uint64_t)st.st_size, source_id, why, why_len))
 		goto fail;
-	if (hash_bytes(base + sizeof *h, h->file_size - sizeof *h) != h->data_hash) {
-		snprintf(why, why_len, "data checksum mismatch");
+	if (tm_index_hash(base + sizeof *h, h->npages * 8) != h->table_hash) {
+		snprintf(why, why_len, "page table checksum mismatch");
 		goto fail;
 	}
-	idx = g_new0(struct tm_index, 1);
+	/* Between the table and the first page: zeros, so that no byte goes unchecked. */
+	for (uint64_t at = sizeof *h + h->npages * 8; at < h->data_start; at++)
+		if (base[at]) {
+			snprintf(why, why_len, "page table padding damaged");
+			goto fail;
+		}
+	struct tm_index_lazy *z = g_new0(struct tm_index_lazy, 1);
+	z->file = base;
+	z->file_size = h->file_size;
+	z->data_start = h->data_start;
+	z->npages = h->npages;
+	z->shift = h->page_shift;
+	z->sums = (const uint64_t *)(base + sizeof *h);
+	z->verified = g_new0(uint64_t, h->npages / 64 + 1);
+	sections_of(h, z->off, z->len);
+	z->parents = (const struct tm_index_parent *)(base + h->off_parents);
+	struct tm_index *idx = g_new0(struct tm_index, 1);
 	idx->inodes = (const void *)(base + h->off_inodes);
 	idx->dentries = (const void *)(base + h->off_dentries);
 	idx->children = (const void *)(base + h->off_children);
@@ -373,16 +359,18 @@ struct tm_index *tm_index_load_fd(int fd, const char *source_id, char *why, size
 	idx->members = h->members, idx->archive_end = h->archive_end;
 	idx->warnings = h->warnings, idx->errors = h->errors, idx->truncated = h->truncated;
 	idx->fingerprint = h->fingerprint;
+	idx->has_xattrs = h->has_xattrs;
 	idx->seek = h->seek_len ? base + h->off_seek : NULL;
 	idx->seek_len = h->seek_len;
 	idx->source = h->source_len ? (const char *)base + h->off_source : NULL;
-	idx->map = map;
-	idx->map_len = (size_t)st.st_size;
-	if (!structure_ok(idx, why, why_len)) {
-		idx->map = NULL;
+	idx->lazy = z;
+	if (!first_records_ok(idx, why, why_len)) {
+		lazy_free(z);
 		g_free(idx);
 		goto fail;
 	}
+	idx->map = map;
+	idx->map_len = (size_t)st.st_size;
 	return idx;
 fail:
 	munmap(map, (size_t)st.st_size);
@@ -422,7 +410,7 @@ bool tm_index_peek_fd(int fd, struct tm_index_peek *out)
 		return true; /* ours, but another layout: nothing more can be read */
 	struct file_header copy = h;
 	copy.header_hash = 0;
-	if (hash_bytes(&copy, sizeof copy) != h.header_hash)
+	if (tm_index_hash(&copy, sizeof copy) != h.header_hash)
 		return true;
 	memcpy(out->source_id, h.source_id, 64);
 	out->source_id[64] = '\0';
@@ -485,7 +473,14 @@ bool tm_index_fingerprint(const struct tm_index *idx, struct tm_block *b, uint64
 	}
 	uint32_t step = idx->ndentries / SAMPLES + 1;
 	for (uint32_t d = 0; d < idx->ndentries && n < G_N_ELEMENTS(at); d += step) {
-		const struct tm_inode *in = &idx->inodes[idx->dentries[d].inode];
+		const struct tm_dentry *e = &idx->dentries[d];
+		const struct tm_inode *in = NULL;
+		if (tm_index_span_ok(idx, TM_SEC_DENTRIES, (uint64_t)d * sizeof *e, sizeof *e))
+			in = tm_index_inode(idx, e->inode);
+		if (!in) {
+			tm_block_fail(err, TM_BLOCK_INVALID, 0, "the index is damaged");
+			return false;
+		}
 		if ((in->mode & 0170000) == 0100000 && in->offset >= TM_TAR_BLOCK &&
 		    in->offset <= end)
 			at[n++] = in->offset - TM_TAR_BLOCK;
@@ -501,7 +496,7 @@ bool tm_index_fingerprint(const struct tm_index *idx, struct tm_block *b, uint64
 		ok = tm_block_pread(b, blk[i].block, TM_TAR_BLOCK, at[i], &e) == 0;
 	}
 	if (ok)
-		*out = hash_bytes(blk, n * sizeof *blk);
+		*out = tm_index_hash(blk, n * sizeof *blk);
 	else if (err)
 		*err = e;
 	g_free(blk);
@@ -537,8 +532,18 @@ void tm_index_file_seal(GByteArray *file, const char *source_id)
 	h.header_size = sizeof h;
 	memcpy(h.source_id, source_id, 64);
 	h.file_size = len;
-	h.data_hash = hash_bytes(file->data + sizeof h, len - sizeof h);
+	/* The page table as the header lays it out, where that fits the file: what a file
+	 * patched in place keeps (other files are refused for their page table). */
+	if (h.page_shift < PAGE_SHIFT || h.page_shift > PAGE_SHIFT_MAX)
+		h.page_shift = PAGE_SHIFT;
+	if (h.data_start > len || h.data_start % 8 || h.data_start < sizeof h)
+		h.data_start = len;
+	h.npages = pages_for(len - h.data_start, h.page_shift);
+	if (h.npages > (h.data_start - sizeof h) / 8)
+		h.npages = 0;
+	else
+		seal_pages(file->data, &h, &h.table_hash);
 	h.header_hash = 0;
-	h.header_hash = hash_bytes(&h, sizeof h);
+	h.header_hash = tm_index_hash(&h, sizeof h);
 	memcpy(file->data, &h, sizeof h);
 }

@@ -23,6 +23,7 @@ const char *tm_kv_strerror(const struct tm_kv_error *err, char *buf, size_t size
 	case TM_KV_DICTIONARY_EXPECTED: snprintf(buf, size, "not a directory"); break;
 	case TM_KV_VALUE_EXPECTED: snprintf(buf, size, "is a directory"); break;
 	case TM_KV_BLOCK: tm_block_strerror(&err->block, buf, size); break;
+	case TM_KV_DAMAGED: snprintf(buf, size, "index damaged"); break;
 	}
 	return buf;
 }
@@ -37,16 +38,29 @@ static int fail(struct tm_kv_error *err, enum tm_kv_code code)
 uint32_t tm_kv_find(const struct tm_kv *kv, const char *key, struct tm_kv_error *err)
 {
 	uint32_t ino = tm_index_resolve(kv->index, key);
-	if (ino == TM_NONE)
-		fail(err, TM_KV_NOT_FOUND);
+	if (ino == TM_NONE || ino == TM_DAMAGED) {
+		fail(err, ino == TM_NONE ? TM_KV_NOT_FOUND : TM_KV_DAMAGED);
+		return TM_NONE;
+	}
 	return ino;
+}
+
+/* Inode ino, or NULL with err = Damaged. */
+static const struct tm_inode *inode_of(const struct tm_kv *kv, uint32_t ino,
+				       struct tm_kv_error *err)
+{
+	const struct tm_inode *in = tm_index_inode(kv->index, ino);
+	if (!in)
+		fail(err, TM_KV_DAMAGED);
+	return in;
 }
 
 enum tm_kv_kind tm_kv_kind_of(const struct tm_kv *kv, uint32_t ino)
 {
-	if (ino == TM_NONE)
+	const struct tm_inode *in = ino == TM_NONE ? NULL : tm_index_inode(kv->index, ino);
+	if (!in)
 		return TM_KV_NONE;
-	return S_ISDIR(tm_index_inode(kv->index, ino)->mode) ? TM_KV_DICTIONARY : TM_KV_VALUE;
+	return S_ISDIR(in->mode) ? TM_KV_DICTIONARY : TM_KV_VALUE;
 }
 
 enum tm_kv_kind tm_kv_exists(const struct tm_kv *kv, const char *key)
@@ -58,8 +72,12 @@ enum tm_kv_kind tm_kv_exists(const struct tm_kv *kv, const char *key)
 static uint32_t find_value(const struct tm_kv *kv, const char *key, struct tm_kv_error *err)
 {
 	uint32_t ino = tm_kv_find(kv, key, err);
-	if (ino != TM_NONE && tm_kv_kind_of(kv, ino) != TM_KV_VALUE) {
-		fail(err, TM_KV_VALUE_EXPECTED);
+	if (ino == TM_NONE)
+		return TM_NONE;
+	const struct tm_inode *in = inode_of(kv, ino, err);
+	if (!in || S_ISDIR(in->mode)) {
+		if (in)
+			fail(err, TM_KV_VALUE_EXPECTED);
 		return TM_NONE;
 	}
 	return ino;
@@ -110,7 +128,9 @@ static int sparse_read(const struct tm_kv *kv, const struct tm_inode *in,
 ssize_t tm_kv_read(const struct tm_kv *kv, uint32_t ino, void *buf, size_t len, uint64_t off,
 		   struct tm_kv_error *err)
 {
-	const struct tm_inode *in = tm_index_inode(kv->index, ino);
+	const struct tm_inode *in = inode_of(kv, ino, err);
+	if (!in)
+		return -1;
 	if (S_ISDIR(in->mode))
 		return fail(err, TM_KV_VALUE_EXPECTED);
 	if (off >= in->size)
@@ -120,12 +140,18 @@ ssize_t tm_kv_read(const struct tm_kv *kv, uint32_t ino, void *buf, size_t len, 
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	if (S_ISLNK(in->mode)) {
-		memcpy(buf, tm_index_string(kv->index, in->a) + off, len);
+		/* The inode check matched the size with the target's length. */
+		const char *target = tm_index_string(kv->index, in->a);
+		if (!target)
+			return fail(err, TM_KV_DAMAGED);
+		memcpy(buf, target + off, len);
 		return (ssize_t)len;
 	}
 	if (!S_ISREG(in->mode))
 		return 0;
-	const struct tm_index_sparse *map = tm_index_sparse_map(kv->index, ino);
+	const struct tm_index_sparse *map;
+	if (!tm_index_sparse_map(kv->index, ino, &map))
+		return fail(err, TM_KV_DAMAGED);
 	int rc = map ? sparse_read(kv, in, map, buf, len, off, err)
 		     : device_read(kv, buf, len, in->offset + off, err);
 	return rc < 0 ? -1 : (ssize_t)len;
@@ -137,7 +163,7 @@ GBytes *tm_kv_get_partial(const struct tm_kv *kv, const char *key, uint64_t off,
 	uint32_t ino = find_value(kv, key, err);
 	if (ino == TM_NONE)
 		return NULL;
-	uint64_t size = tm_index_inode(kv->index, ino)->size;
+	uint64_t size = tm_index_inode(kv->index, ino)->size; /* checked by find_value */
 	if (off >= size)
 		return g_bytes_new(NULL, 0);
 	if (len > size - off)
@@ -167,13 +193,17 @@ int tm_kv_list(const struct tm_kv *kv, const char *key, tm_kv_list_fn fn, void *
 	uint32_t dir = tm_kv_find(kv, key, err);
 	if (dir == TM_NONE)
 		return -1;
-	if (tm_kv_kind_of(kv, dir) != TM_KV_DICTIONARY)
+	const struct tm_inode *in = inode_of(kv, dir, err);
+	if (!in)
+		return -1;
+	if (!S_ISDIR(in->mode))
 		return fail(err, TM_KV_DICTIONARY_EXPECTED);
-	uint32_t n = tm_index_child_count(kv->index, dir);
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < in->b; i++) {
 		const struct tm_dentry *d = tm_index_child(kv->index, dir, i);
-		int rc = fn(ud, tm_index_string(kv->index, d->name), d->inode,
-			    tm_kv_kind_of(kv, d->inode));
+		const char *name = d ? tm_index_string(kv->index, d->name) : NULL;
+		if (!name)
+			return fail(err, TM_KV_DAMAGED);
+		int rc = fn(ud, name, d->inode, tm_kv_kind_of(kv, d->inode));
 		if (rc)
 			return rc;
 	}
@@ -190,17 +220,21 @@ int tm_kv_last_modified(const struct tm_kv *kv, const char *key, int64_t *sec, u
 			struct tm_kv_error *err)
 {
 	uint32_t ino = tm_kv_find(kv, key, err);
-	if (ino == TM_NONE)
+	const struct tm_inode *in = ino == TM_NONE ? NULL : inode_of(kv, ino, err);
+	if (!in)
 		return -1;
-	*sec = tm_index_inode(kv->index, ino)->mtime;
-	*nsec = tm_index_inode(kv->index, ino)->mtime_nsec;
+	*sec = in->mtime;
+	*nsec = in->mtime_nsec;
 	return 0;
 }
 
 int tm_kv_digest_ino(const struct tm_kv *kv, uint32_t ino, char out[65], struct tm_kv_error *err)
 {
 	enum { CHUNK = 1 << 20 };
-	uint64_t size = tm_index_inode(kv->index, ino)->size;
+	const struct tm_inode *in = inode_of(kv, ino, err);
+	if (!in)
+		return -1;
+	uint64_t size = in->size;
 	uint8_t *buf = g_malloc(CHUNK);
 	GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
 	int rc = 0;

@@ -21,6 +21,7 @@ enum tm_kv_code {
 	TM_KV_DICTIONARY_EXPECTED, /* list on a value */
 	TM_KV_VALUE_EXPECTED,      /* get/size/digest on a dictionary */
 	TM_KV_BLOCK,               /* the backend failed: see block */
+	TM_KV_DAMAGED,             /* the (loaded) index is damaged where it was read */
 };
 
 struct tm_kv_error {
@@ -29,7 +30,8 @@ struct tm_kv_error {
 };
 
 /* Print the error as a user reads it: "not found" (Not_found), "not a directory"
- * (Dictionary_expected), "is a directory" (Value_expected), or the backend's error. */
+ * (Dictionary_expected), "is a directory" (Value_expected), "index damaged", or the
+ * backend's error. */
 const char *tm_kv_strerror(const struct tm_kv_error *err, char *buf, size_t size);
 
 enum tm_kv_kind { TM_KV_NONE = 0, TM_KV_VALUE, TM_KV_DICTIONARY };
@@ -45,6 +47,7 @@ void tm_kv_init(struct tm_kv *kv, const struct tm_index *idx, struct tm_block *b
 /* Inode of key, or TM_NONE with err = Not_found. */
 uint32_t tm_kv_find(const struct tm_kv *kv, const char *key, struct tm_kv_error *err);
 
+/* TM_KV_NONE also when what had to be read is damaged (tm_index_damaged says so). */
 enum tm_kv_kind tm_kv_exists(const struct tm_kv *kv, const char *key);
 enum tm_kv_kind tm_kv_kind_of(const struct tm_kv *kv, uint32_t ino);
 

@@ -164,13 +164,15 @@ static void json_entry(struct json *j, const struct tarkv *t, uint32_t ino, cons
 		json_key(j, "major"), json_uint(j, in->a);
 		json_key(j, "minor"), json_uint(j, in->b);
 	}
-	json_key(j, "sparse"), json_bool(j, tm_index_sparse_map(idx, ino) != NULL);
+	const struct tm_index_sparse *map;
+	(void)tm_index_sparse_map(idx, ino, &map);
+	json_key(j, "sparse"), json_bool(j, map != NULL);
 	json_key(j, "xattrs");
 	json_begin_object(j);
 	uint32_t cur = 0, vlen;
 	const char *name;
 	const void *value;
-	while (tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen)) {
+	while (tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen) > 0) {
 		json_key(j, name);
 		hex(j, value, vlen);
 	}
@@ -197,12 +199,13 @@ static void print_stat(const struct tarkv *t, uint32_t ino, const char *path)
 		printf("target: %s\n", tm_index_string(idx, in->a));
 	if (S_ISCHR(in->mode) || S_ISBLK(in->mode))
 		printf("device: %" PRIu32 ",%" PRIu32 "\n", in->a, in->b);
-	if (tm_index_sparse_map(idx, ino))
+	const struct tm_index_sparse *map;
+	if (tm_index_sparse_map(idx, ino, &map) && map)
 		printf("sparse: yes\n");
 	uint32_t cur = 0, vlen;
 	const char *name;
 	const void *value;
-	while (tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen))
+	while (tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen) > 0)
 		printf("xattr: %s (%" PRIu32 " bytes)\n", name, vlen);
 }
 
@@ -630,6 +633,20 @@ static void progress(void *ud, uint64_t done, uint64_t total, uint64_t members)
 	p->shown = true;
 }
 
+/* A loaded index found damaged while a command reads it: the command stops there (what it
+ * printed was read from pages that passed their checks), the file goes so that the next
+ * run rebuilds it, and the status says it failed. */
+static void index_damaged(void *ud, const char *why)
+{
+	struct tarkv *t = ud;
+	const struct tm_archive *a = t->archive;
+	bool gone = a->index_fd >= 0 && tm_index_cache_drop(a->index_path, a->index_fd);
+	fflush(stdout);
+	tarkv_error(t, NULL, "index %s damaged (%s); %s", a->index_path, why,
+		    gone ? "removed: the next run rebuilds it" : "remove it or use --no-index");
+	exit(TARKV_USAGE);
+}
+
 static int open_source(struct tarkv *t)
 {
 	struct tm_block_error err;
@@ -665,6 +682,7 @@ static int open_source(struct tarkv *t)
 	t->index = t->archive->index;
 	t->block = t->archive->data;
 	t->index_loaded = t->archive->loaded;
+	tm_index_on_damage(t->index, index_damaged, t);
 	if (t->index_loaded && t->index->errors)
 		tarkv_error(t, NULL, "the archive is damaged (%u errors when it was indexed; "
 			    "--no-index shows them)", t->index->errors);

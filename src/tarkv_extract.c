@@ -54,7 +54,7 @@ static void set_meta(struct extract *x, const char *path, uint32_t ino)
 	uint32_t cur = 0, vlen;
 	const char *name;
 	const void *value;
-	while (tm_index_xattr_next(x->t->index, ino, &cur, &name, &value, &vlen)) {
+	while (tm_index_xattr_next(x->t->index, ino, &cur, &name, &value, &vlen) > 0) {
 		char *full = g_strdup_printf("/proc/self/fd/%d/%s", x->destfd, path);
 		if (lsetxattr(full, name, value, vlen, 0) < 0)
 			tarkv_warning(x->t, path, "setting xattr %s: %s", name, strerror(errno));
@@ -71,7 +71,8 @@ static void write_file(struct extract *x, const char *path, uint32_t ino)
 		return fail(x, path, "creating");
 	enum { CHUNK = 1 << 20 };
 	uint8_t *buf = g_malloc(CHUNK);
-	const struct tm_index_sparse *map = tm_index_sparse_map(x->t->index, ino);
+	const struct tm_index_sparse *map;
+	(void)tm_index_sparse_map(x->t->index, ino, &map); /* damage ends the run (tarkv.c) */
 	struct tm_kv_error err;
 	/* A sparse file is written chunk by chunk so that its holes stay holes. */
 	uint64_t nchunks = map ? map->count : 1;

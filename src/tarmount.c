@@ -118,6 +118,17 @@ static void log_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A loaded index found damaged by a reader: said once; the file goes, so that the next
+ * mount rebuilds it; the mount stays up, and what needs the damaged parts fails with EIO. */
+static void index_damaged(void *ud, const char *why)
+{
+	const struct tm_archive *a = ud;
+	bool gone = a->index_fd >= 0 && tm_index_cache_drop(a->index_path, a->index_fd);
+	log_error("%s: index %s damaged (%s); %s; reads that need it fail with EIO", source_for_log,
+		  a->index_path, why, gone ? "removed: the next mount rebuilds it"
+					   : "remove it or mount with -o noindex");
+}
+
 static void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_warning(const char *fmt, ...)
 {
@@ -539,8 +550,8 @@ int main(int argc, char **argv)
 		.timeout = 86400.0,
 		.log_error = log_error,
 	};
-	for (uint32_t i = 0; i < index->ninodes && !fs.has_xattrs; i++)
-		fs.has_xattrs = tm_index_inode(index, i)->xattrs != TM_NONE;
+	fs.has_xattrs = index->has_xattrs;
+	tm_index_on_damage(index, index_damaged, archive);
 	tm_kv_init(&fs.kv, index, block);
 	se = fuse_session_new(&args, &tm_fuse_ops, sizeof tm_fuse_ops, &fs);
 	if (!se)

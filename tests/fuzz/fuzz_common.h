@@ -302,11 +302,21 @@ static bool fz_model_read(struct fz_walk *w, const struct tm_inode *in,
 	return ok;
 }
 
-/* One read through tm_kv_read, compared with the model. */
+/* An accessor refused something of inode ino as damaged: only a loaded index may be, and
+ * it is then marked so. */
+static void fz_damaged(const struct fz_walk *w, uint32_t ino, const char *what)
+{
+	FZ_CHECK(!fz_built(w) && tm_index_damaged(w->idx),
+		 "inode %u: %s refused as damaged, the index not marked", ino, what);
+}
+
+/* One read through tm_kv_read, compared with the model (the inode and its map are known
+ * sound: the checks are the same each time). */
 static void fz_read_check(struct fz_walk *w, uint32_t ino, uint64_t off, size_t len)
 {
 	const struct tm_inode *in = tm_index_inode(w->idx, ino);
-	const struct tm_index_sparse *map = tm_index_sparse_map(w->idx, ino);
+	const struct tm_index_sparse *map;
+	FZ_CHECK(in && tm_index_sparse_map(w->idx, ino, &map), "inode %u: checks changed", ino);
 	size_t want_len = off >= in->size ? 0 : in->size - off < len ? (size_t)(in->size - off) : len;
 	fz_buf_reserve(w, len ? len : 1);
 	struct tm_kv_error err = { 0 };
@@ -364,7 +374,9 @@ static void fz_check_sparse(struct fz_walk *w, uint32_t ino, const struct tm_ind
 static void fz_check_regular(struct fz_walk *w, uint32_t ino)
 {
 	const struct tm_inode *in = tm_index_inode(w->idx, ino);
-	const struct tm_index_sparse *map = tm_index_sparse_map(w->idx, ino);
+	const struct tm_index_sparse *map;
+	if (!tm_index_sparse_map(w->idx, ino, &map))
+		return fz_damaged(w, ino, "sparse map");
 	if (map)
 		fz_check_sparse(w, ino, map);
 	else if (fz_built(w))
@@ -418,23 +430,32 @@ static void fz_check_inode(struct fz_walk *w, uint32_t ino)
 {
 	const struct tm_index *idx = w->idx;
 	const struct tm_inode *in = tm_index_inode(idx, ino);
+	if (!in)
+		return fz_damaged(w, ino, "inode");
 	volatile size_t touch = 0;
 	FZ_CHECK(in->uname < idx->strings_len && in->gname < idx->strings_len,
 		 "inode %u: owner names out of the string pool", ino);
-	touch += strlen(tm_index_string(idx, in->uname));
-	touch += strlen(tm_index_string(idx, in->gname));
+	const char *owner[2] = { tm_index_string(idx, in->uname), tm_index_string(idx, in->gname) };
+	for (int i = 0; i < 2; i++)
+		if (owner[i])
+			touch += strlen(owner[i]);
+		else
+			fz_damaged(w, ino, "owner name");
 
 	/* xattrs: every name and every value byte. */
 	uint32_t cur = 0, vlen, count = 0;
 	const char *name;
 	const void *value;
-	while (tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen)) {
+	int more;
+	while ((more = tm_index_xattr_next(idx, ino, &cur, &name, &value, &vlen)) > 0) {
 		FZ_CHECK(++count <= idx->aux_len / 12 + 1, "inode %u: xattr list loops", ino);
 		touch += strlen(name);
 		const uint8_t *v = value;
 		for (uint32_t i = 0; i < vlen; i++)
 			touch += v[i];
 	}
+	if (more < 0)
+		fz_damaged(w, ino, "xattr list");
 	(void)touch;
 
 	struct tm_kv_error err = { 0 };
@@ -468,8 +489,9 @@ static void fz_check_inode(struct fz_walk *w, uint32_t ino)
 		/* Devices, fifos (and, in a loaded file, any other type): no value bytes. */
 		FZ_CHECK(tm_kv_read(&w->kv, ino, one, sizeof one, 0, &err) == 0,
 			 "inode %u: reading a special file", ino);
-		FZ_CHECK(tm_index_sparse_map(idx, ino) == NULL, "inode %u: special file with a map",
-			 ino);
+		const struct tm_index_sparse *map;
+		FZ_CHECK(tm_index_sparse_map(idx, ino, &map) && map == NULL,
+			 "inode %u: special file with a map", ino);
 		break;
 	}
 }
@@ -530,7 +552,9 @@ static void fz_walk_index(const struct tm_index *idx, const struct fz_dev *dev, 
 	tm_kv_init(&w.kv, idx, dev->block);
 	bool allow_alias = fz_skipped("dir-alias");
 	size_t path_max = fz_built(&w) ? 64 * 1024 : 4096;
-	FZ_CHECK(idx->ninodes > 0 && S_ISDIR(idx->inodes[TM_ROOT].mode), "no root directory");
+	FZ_CHECK(idx->ninodes > 0 && tm_index_inode(idx, TM_ROOT) &&
+			 S_ISDIR(tm_index_inode(idx, TM_ROOT)->mode),
+		 "no root directory");
 	w.inode_seen = g_malloc0(idx->ninodes);
 	w.dir_seen = g_malloc0(idx->ninodes);
 
@@ -569,9 +593,17 @@ static void fz_walk_index(const struct tm_index *idx, const struct fz_dev *dev, 
 		uint32_t slot = f->i++;
 		bool keyed = f->keyed;
 		const struct tm_dentry *d = tm_index_child(idx, dir, slot);
+		if (!d) {
+			fz_damaged(&w, dir, "child");
+			continue;
+		}
 		FZ_CHECK(d->name < idx->strings_len && d->inode < idx->ninodes,
 			 "dentry out of bounds");
 		const char *name = tm_index_string(idx, d->name);
+		if (!name) {
+			fz_damaged(&w, dir, "child's name");
+			continue;
+		}
 		size_t nlen = strlen(name);
 		if (fz_built(&w)) {
 			FZ_CHECK(nlen > 0 && !memchr(name, '/', nlen) && strcmp(name, ".") &&
@@ -601,7 +633,7 @@ static void fz_walk_index(const struct tm_index *idx, const struct fz_dev *dev, 
 		}
 		if (keyed)
 			fz_check_keyed(&w, path->str, ino);
-		if (S_ISDIR(idx->inodes[ino].mode)) {
+		if (S_ISDIR(tm_index_inode(idx, ino)->mode)) { /* checked by tm_index_child */
 			if (w.dir_seen[ino]) {
 				FZ_CHECK(allow_alias,
 					 "directory inode %u reached a second time (through '%s' in "
@@ -620,6 +652,10 @@ static void fz_walk_index(const struct tm_index *idx, const struct fz_dev *dev, 
 	for (uint32_t i = 0; i < idx->ninodes; i++)
 		if (!w.inode_seen[i])
 			fz_check_inode(&w, i);
+	/* Damage found is for good, and the whole check finds at least what the walk did. */
+	bool seen = tm_index_damaged(idx);
+	bool all = tm_index_check_all(idx);
+	FZ_CHECK(all == !tm_index_damaged(idx) && !(seen && all), "damage forgotten");
 	g_string_free(path, TRUE);
 	g_array_unref(stack);
 	g_free(w.inode_seen);

@@ -12,7 +12,10 @@
  *   mode 2 (patch)  a base byte, a 32-bit little-endian offset, then bytes written over a
  *                   valid index built here from a small archive (testutil.h), at that
  *                   offset (modulo the file's size; the file grows if they run past its
- *                   end), then fixed up as in mode 1.
+ *                   end), then fixed up as in mode 1;
+ *   mode 3 (damage) a 32-bit little-endian offset, then the file: fixed up as in mode 1,
+ *                   then the byte at that offset (modulo the file's size) flipped, so
+ *                   that loading takes it and the readers' checks meet the damage.
  * Reads go to a zero-filled device (modes 0 and 1) or to the base archive (mode 2);
  * tm_index_verify also runs against it.
  *
@@ -117,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	bases_init();
-	unsigned mode = data[0] % 3;
+	unsigned mode = data[0] % 4;
 	GByteArray *f = g_byte_array_new();
 	const uint8_t *devdata = zeros;
 	size_t devlen = sizeof zeros;
@@ -125,6 +128,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g_byte_array_append(f, data + 1, (guint)(size - 1));
 		if (mode == 1)
 			tm_index_file_seal(f, FZ_SOURCE_ID);
+	} else if (mode == 3) {
+		uint8_t p[4] = { 0 };
+		memcpy(p, data + 1, size - 1 < 4 ? size - 1 : 4);
+		if (size > 5)
+			g_byte_array_append(f, data + 5, (guint)(size - 5));
+		tm_index_file_seal(f, FZ_SOURCE_ID);
+		f->data[fz_le32(p) % f->len] ^= 0x20;
 	} else {
 		uint8_t p[5] = { 0 };
 		memcpy(p, data + 1, size - 1 < 5 ? size - 1 : 5);

@@ -323,12 +323,16 @@ def build(tmp):
                 out("fuzz_index_file", "fixed_" + name[:-4], b"\x01" + data)
                 if name == "gnu.tar":
                     out("fuzz_index_file", "raw_" + name[:-4], b"\x00" + data)
+                    # Mode 3: a byte of each page flipped once the checksums are right.
+                    for at in range(4096 + 30, len(data), 4096):
+                        out("fuzz_index_file", "damaged_%s_page%d" % (name[:-4], at // 4096),
+                            b"\x03" + struct.pack("<I", at) + data)
     else:
         print("mkseeds.py: %s not built: no index-file seeds from tarkv" % TARKV,
               file=sys.stderr)
     # Patches of the built-in bases: header counts, a dentry, an inode's mode.
     out("fuzz_index_file", "patch_counts", b"\x02\x00" + struct.pack("<I", 100) + b"\x07")
-    out("fuzz_index_file", "patch_inode", b"\x02\x01" + struct.pack("<I", 208 + 64 + 28) +
+    out("fuzz_index_file", "patch_inode", b"\x02\x01" + struct.pack("<I", 4096 + 64 + 28) +
         struct.pack("<I", 0o40755))
     out("fuzz_index_file", "patch_tail", b"\x02\x00" + struct.pack("<I", 0xFFFFFFF0) + b"zz")
     writer_seeds()

@@ -233,7 +233,7 @@ START_TEST(test_peek)
 	GByteArray *good = slurp_index(dir, 1);
 	ck_assert(peek_bytes(dir, good->data, good->len, &p));
 	ck_assert(p.header_ok);
-	ck_assert_uint_eq(p.version, 3);
+	ck_assert_uint_eq(p.version, 4);
 	ck_assert_str_eq(p.source_id, id);
 	ck_assert_str_eq(p.source, "/some/where/a.tar");
 	g_free(p.source);

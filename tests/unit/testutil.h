@@ -57,6 +57,18 @@ enum tu_fmt { TU_V7, TU_USTAR, TU_GNU, TU_STAR };
 
 /* Copy n bytes of s into a field of width bytes, zero-filling the rest (no NUL needed when
  * n == width, as in tar). */
+/* The sparse map of inode ino (NULL: not sparse), which must not be damaged. */
+static inline const struct tm_index_sparse *tu_sparse_map(const struct tm_index *idx,
+							  uint32_t ino)
+{
+	const struct tm_index_sparse *map;
+	if (!tm_index_sparse_map(idx, ino, &map)) {
+		fprintf(stderr, "inode %u: sparse map damaged\n", ino);
+		abort();
+	}
+	return map;
+}
+
 static inline void tu_set_bytes(uint8_t *blk, size_t off, size_t width, const void *s, size_t n)
 {
 	memset(blk + off, 0, width);

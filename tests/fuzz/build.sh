@@ -58,7 +58,7 @@ LIBS="$(pkg-config --libs $PKGS) -lbz2 -lpthread"
 WARN="-Wall -Wextra -Wno-unused-function"
 
 CORE="block block_mem block_file block_device block_window block_cache block_nbd
-      tar_header tar_pax tar_sparse tar_reader tar_writer index index_build index_file
+      tar_header tar_pax tar_sparse tar_reader tar_writer index index_build index_file index_check
       index_cache kv
       decomp decomp_gzip decomp_zstd decomp_xz decomp_bzip2 decomp_lz4 decomp_copy archive"
 

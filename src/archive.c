@@ -79,6 +79,53 @@ static struct tm_index *load_saved(struct tm_archive *a, struct tm_block **src,
 	return NULL;
 }
 
+/* The index of a plain archive that only grew since an index of it was saved (GNU tar -r or
+ * -A, another writer's appends): that index, extended by the members after its end, with
+ * the old file removed.  Only an index whose sampled headers still read the same and whose
+ * end is inside the source is extended; NULL when there is none. */
+static struct tm_index *extend_earlier(struct tm_archive *a, struct tm_block *src,
+				       const struct tm_index_options *iopts)
+{
+	if (a->format != TM_DECOMP_NONE || !a->source_path || !a->index_path)
+		return NULL;
+	char **paths;
+	if (a->in_cache) {
+		char *dir = g_path_get_dirname(a->index_path);
+		paths = tm_index_cache_by_source(dir, a->source_path, a->id, 4);
+		g_free(dir);
+	} else {
+		paths = g_new0(char *, 2);
+		paths[0] = g_strdup(a->index_path);
+	}
+	struct tm_index *idx = NULL;
+	for (char **p = paths; *p && !idx; p++) {
+		int fd = tm_index_cache_hold(*p);
+		struct tm_index_peek peek = { 0 };
+		if (fd < 0 || !tm_index_peek_fd(fd, &peek) || !peek.header_ok || !peek.source ||
+		    strcmp(peek.source, a->source_path)) {
+			g_free(peek.source);
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		g_free(peek.source);
+		char why[300];
+		struct tm_index *base = tm_index_load_fd(fd, peek.source_id, why, sizeof why);
+		struct tm_block_error err;
+		if (base && !base->seek && !base->truncated &&
+		    base->archive_end <= tm_block_size_bytes(src) &&
+		    tm_index_verify(base, src, why, sizeof why) && tm_index_check_all(base))
+			idx = tm_index_build_resume(base, src, iopts, &err);
+		if (idx && a->in_cache)
+			(void)tm_index_cache_drop(*p, fd);
+		tm_index_free(base);
+		close(fd);
+	}
+	g_strfreev(paths);
+	a->extended = idx != NULL;
+	return idx;
+}
+
 /* A compressed stream that is damaged from its first bytes (or not of the format asked
  * for) is one error: the decoder's, not also the tar reader's "not a tar archive". */
 static bool stream_starts(struct tm_block *data, struct tm_block_error *err)
@@ -182,7 +229,9 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
 		}
 		if (a->format != TM_DECOMP_NONE && !stream_starts(a->data, err))
 			goto fail;
-		a->index = tm_index_build(a->data, &iopts, err);
+		a->index = o->persist ? extend_earlier(a, a->data, &iopts) : NULL;
+		if (!a->index)
+			a->index = tm_index_build(a->data, &iopts, err);
 		if (a->index && a->format != TM_DECOMP_NONE) {
 			struct tm_block_error derr = { .code = TM_BLOCK_OK };
 			if (!tm_decomp_finish(a->data, a->index->archive_end, &derr)) {

@@ -35,6 +35,8 @@ struct tm_archive {
 	struct tm_index *index;
 	enum tm_decomp_format format;
 	bool loaded;            /* the index (and seek table) came from the file */
+	bool extended;          /* built from the index of an earlier state of the source
+				   (which only grew since), scanning only what was added */
 	bool saved;
 	char id[65];            /* the source's identity, when persist */
 	char *index_path;       /* when persist */

@@ -30,7 +30,9 @@
 
 struct tm_inode {
 	uint64_t size;   /* logical size; for a symlink, the target's length */
-	uint64_t offset; /* byte offset of the data on the device (regular files) */
+	uint64_t offset; /* byte offset of the data on the device (regular files); for a
+			    directory, TM_INODE_IMPLICIT when no member listed it (it was made
+			    for its children), else 0 */
 	int64_t mtime;
 	uint32_t mtime_nsec;
 	uint32_t mode;   /* S_IFMT type bits | 07777 permission bits */
@@ -43,6 +45,8 @@ struct tm_inode {
 	 * sparse map or TM_NONE, unused; char/block device: major, minor. */
 	uint32_t a, b;
 };
+
+#define TM_INODE_IMPLICIT 1u
 
 struct tm_dentry {
 	uint32_t name;  /* offset in strings */
@@ -109,6 +113,16 @@ struct tm_index_options {
 struct tm_index *tm_index_build(struct tm_block *b, const struct tm_index_options *opts,
 				struct tm_block_error *err);
 void tm_index_free(struct tm_index *idx);
+
+/* The index of b when b holds base's archive with more members after it (GNU tar -r and -A,
+ * our own appends): base's tree with the members from base->archive_end on applied to it,
+ * as extraction would, scanning only those; what base says of the members before is taken
+ * as it is.  base stays valid and unchanged; inode numbers of base are kept (new inodes
+ * come after them).  Global pax headers (typeflag g) before archive_end do not carry over
+ * to the new members.  NULL with err as for tm_index_build. */
+struct tm_index *tm_index_build_resume(const struct tm_index *base, struct tm_block *b,
+				       const struct tm_index_options *opts,
+				       struct tm_block_error *err);
 
 /* ---- the persisted index (src/index_file.c) ----
  * A file holding the arrays as they are in memory, behind a header that names the format

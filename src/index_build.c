@@ -515,8 +515,12 @@ static struct tm_index *freeze(struct builder *b)
 	struct tm_index *idx = b->idx;
 	struct tm_inode *inodes = (struct tm_inode *)b->inodes->data;
 	for (uint32_t i = 0; i < b->inodes->len; i++)
-		if (g_array_index(b->implicit, uint8_t, i))
+		if (g_array_index(b->implicit, uint8_t, i) && IS_DIR(inodes[i].mode)) {
 			inodes[i].mtime = b->max_mtime;
+			inodes[i].offset = TM_INODE_IMPLICIT;
+		} else if (IS_DIR(inodes[i].mode)) {
+			inodes[i].offset = 0;
+		}
 	struct index_storage *s = g_new0(struct index_storage, 1);
 	s->children = freeze_children(b, &idx->nchildren);
 	s->inodes = b->inodes, s->dentries = b->dentries;
@@ -581,62 +585,134 @@ static void builder_clear(struct builder *b)
 	g_free(b->link_scratch);
 }
 
-struct tm_index *tm_index_build(struct tm_block *blk, const struct tm_index_options *opts,
-				struct tm_block_error *err)
+static void builder_init(struct builder *b, const struct tm_index_options *opts)
 {
 	static const struct tm_index_options no_opts;
-	struct builder b = { .opts = opts ? opts : &no_opts };
-	b.idx = g_new0(struct tm_index, 1);
-	b.inodes = g_array_new(FALSE, FALSE, sizeof(struct tm_inode));
-	b.dentries = g_array_new(FALSE, FALSE, sizeof(struct tm_dentry));
-	b.dparent = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-	b.implicit = g_array_new(FALSE, FALSE, 1);
-	b.strings = g_byte_array_new();
-	b.aux = g_byte_array_new();
-	b.mask = 1023;
-	b.slots = g_new0(uint32_t, (size_t)b.mask + 1);
-	b.dhash = g_array_new(FALSE, FALSE, sizeof(uint32_t));
-	b.cache_ino = TM_NONE;
-	b.owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	b.xattr_lists = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
-					      (GDestroyNotify)g_bytes_unref, NULL);
-	b.max_mtime = 0;
-	uint8_t nul = 0;
-	g_byte_array_append(b.strings, &nul, 1); /* offset 0: the empty string */
-	struct tm_inode root = implicit_dir();
-	inode_new(&b, &root, true);
+	*b = (struct builder){ .opts = opts ? opts : &no_opts };
+	b->idx = g_new0(struct tm_index, 1);
+	b->inodes = g_array_new(FALSE, FALSE, sizeof(struct tm_inode));
+	b->dentries = g_array_new(FALSE, FALSE, sizeof(struct tm_dentry));
+	b->dparent = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	b->implicit = g_array_new(FALSE, FALSE, 1);
+	b->strings = g_byte_array_new();
+	b->aux = g_byte_array_new();
+	b->mask = 1023;
+	b->slots = g_new0(uint32_t, (size_t)b->mask + 1);
+	b->dhash = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	b->cache_ino = TM_NONE;
+	b->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	b->xattr_lists = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
+					       (GDestroyNotify)g_bytes_unref, NULL);
+}
 
+/* Read the members from start on into b, then freeze it: the index, or NULL with err. */
+static struct tm_index *builder_scan(struct builder *b, struct tm_block *blk, uint64_t start,
+				     struct tm_block_error *err)
+{
 	if (err)
 		err->code = TM_BLOCK_OK;
-	b.reader = tm_tar_reader_new(blk, reader_diag, &b);
+	b->reader = tm_tar_reader_new(blk, reader_diag, b);
+	tm_tar_reader_start_at(b->reader, start);
 	struct tm_tar_member *m;
 	enum tm_tar_next rc;
 	uint64_t n = 0;
-	while ((rc = tm_tar_reader_next(b.reader, &m, err)) == TM_TAR_MEMBER) {
-		add_member(&b, m);
-		if (b.overflow)
+	while ((rc = tm_tar_reader_next(b->reader, &m, err)) == TM_TAR_MEMBER) {
+		add_member(b, m);
+		if (b->overflow)
 			break;
-		if (++n % 1024 == 0 && b.opts->progress)
-			b.opts->progress(b.opts->progress_ud, tm_tar_reader_position(b.reader), n);
+		if (++n % 1024 == 0 && b->opts->progress)
+			b->opts->progress(b->opts->progress_ud, tm_tar_reader_position(b->reader), n);
 	}
-	b.idx->members = n;
-	b.idx->archive_end = tm_tar_reader_position(b.reader);
-	b.idx->truncated = tm_tar_reader_truncated(b.reader);
-	if (b.overflow) {
-		report(&b, TM_TAR_ERROR, b.idx->archive_end, NULL,
+	b->idx->members += n;
+	b->idx->archive_end = tm_tar_reader_position(b->reader);
+	b->idx->truncated = tm_tar_reader_truncated(b->reader);
+	if (b->overflow) {
+		report(b, TM_TAR_ERROR, b->idx->archive_end, NULL,
 		       "archive too large for the index (over 4 GiB of names)");
 		rc = TM_TAR_FAIL;
 		if (err)
 			tm_block_fail(err, TM_BLOCK_OK, 0, NULL);
 	}
 	if (rc == TM_TAR_FAIL) {
-		builder_clear(&b);
-		tm_index_free(b.idx);
+		builder_clear(b);
+		tm_index_free(b->idx);
 		return NULL;
 	}
-	struct tm_index *idx = freeze(&b);
-	builder_clear(&b);
-	if (!b.opts->no_fingerprint && !tm_index_fingerprint(idx, blk, &idx->fingerprint, err))
+	struct tm_index *idx = freeze(b);
+	builder_clear(b);
+	if (!b->opts->no_fingerprint && !tm_index_fingerprint(idx, blk, &idx->fingerprint, err))
 		g_clear_pointer(&idx, tm_index_free);
 	return idx;
+}
+
+struct tm_index *tm_index_build(struct tm_block *blk, const struct tm_index_options *opts,
+				struct tm_block_error *err)
+{
+	struct builder b;
+	builder_init(&b, opts);
+	uint8_t nul = 0;
+	g_byte_array_append(b.strings, &nul, 1); /* offset 0: the empty string */
+	struct tm_inode root = implicit_dir();
+	inode_new(&b, &root, true);
+	return builder_scan(&b, blk, 0, err);
+}
+
+/* Put base's tree back into a builder: its inodes as they are (numbers kept), the dentries
+ * still reachable (each under the directory whose run holds it), the strings and aux pools
+ * whole.  Every record is read through the checked accessors; false when base is damaged. */
+static bool builder_load(struct builder *b, const struct tm_index *base)
+{
+	for (uint32_t i = 0; i < base->ninodes; i++) {
+		const struct tm_inode *in = tm_index_inode(base, i);
+		if (!in)
+			return false;
+		struct tm_inode copy = *in;
+		bool implicit = IS_DIR(copy.mode) && copy.offset == TM_INODE_IMPLICIT;
+		inode_new(b, &copy, implicit);
+		if (copy.mtime > b->max_mtime)
+			b->max_mtime = copy.mtime;
+	}
+	g_byte_array_append(b->strings, (const guint8 *)base->strings, (guint)base->strings_len);
+	g_byte_array_append(b->aux, base->aux, (guint)base->aux_len);
+	/* Breadth-first over the directories, as freeze_children numbered them. */
+	GArray *queue = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	g_array_append_val(queue, (uint32_t){ TM_ROOT });
+	bool ok = true;
+	for (guint q = 0; ok && q < queue->len; q++) {
+		uint32_t dir = g_array_index(queue, uint32_t, q);
+		uint32_t n = tm_index_child_count(base, dir);
+		for (uint32_t k = 0; k < n; k++) {
+			const struct tm_dentry *d = tm_index_child(base, dir, k);
+			const char *name = d ? tm_index_string(base, d->name) : NULL;
+			if (!name) {
+				ok = false;
+				break;
+			}
+			dentry_new(b, dir, name, strlen(name), d->inode);
+			if (IS_DIR(inode_at(b, d->inode)->mode))
+				g_array_append_val(queue, d->inode);
+		}
+	}
+	g_array_free(queue, TRUE);
+	return ok && !tm_index_damaged(base);
+}
+
+struct tm_index *tm_index_build_resume(const struct tm_index *base, struct tm_block *blk,
+				       const struct tm_index_options *opts,
+				       struct tm_block_error *err)
+{
+	struct builder b;
+	builder_init(&b, opts);
+	if (!builder_load(&b, base)) {
+		report(&b, TM_TAR_ERROR, 0, NULL, "the index to extend is damaged");
+		builder_clear(&b);
+		tm_index_free(b.idx);
+		if (err)
+			tm_block_fail(err, TM_BLOCK_INVALID, 0, "the index to extend is damaged");
+		return NULL;
+	}
+	b.idx->members = base->members;
+	b.idx->warnings = base->warnings;
+	b.idx->errors = base->errors;
+	return builder_scan(&b, blk, base->archive_end, err);
 }

@@ -338,3 +338,55 @@ bool tm_index_cache_prune(const char *dir, uint64_t max, struct tm_index_cache_r
 	closedir(d);
 	return true;
 }
+
+struct candidate {
+	char *path;
+	struct timespec used;
+};
+
+static int newest_first(const void *pa, const void *pb)
+{
+	const struct candidate *a = pa, *b = pb;
+	if (a->used.tv_sec != b->used.tv_sec)
+		return a->used.tv_sec > b->used.tv_sec ? -1 : 1;
+	if (a->used.tv_nsec != b->used.tv_nsec)
+		return a->used.tv_nsec > b->used.tv_nsec ? -1 : 1;
+	return strcmp(a->path, b->path);
+}
+
+char **tm_index_cache_by_source(const char *dir, const char *source_path, const char *except_id,
+				unsigned max)
+{
+	GArray *found = g_array_new(FALSE, FALSE, sizeof(struct candidate));
+	DIR *d = opendir(dir);
+	const struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (!index_name(de->d_name) || (except_id && !strncmp(de->d_name, except_id, ID_LEN)))
+			continue;
+		int fd = open_entry(dirfd(d), de->d_name);
+		if (fd < 0)
+			continue;
+		struct stat st;
+		struct tm_index_peek peek = { 0 };
+		if (fstat(fd, &st) == 0 && tm_index_peek_fd(fd, &peek) && peek.header_ok &&
+		    peek.source && !strcmp(peek.source, source_path)) {
+			struct candidate c = { g_build_filename(dir, de->d_name, NULL), st.st_mtim };
+			g_array_append_val(found, c);
+		}
+		g_free(peek.source);
+		close(fd);
+	}
+	if (d)
+		closedir(d);
+	g_array_sort(found, newest_first);
+	char **out = g_new0(char *, MIN(found->len, max) + 1);
+	for (guint i = 0; i < found->len; i++) {
+		struct candidate *c = &g_array_index(found, struct candidate, i);
+		if (i < max)
+			out[i] = c->path;
+		else
+			g_free(c->path);
+	}
+	g_array_free(found, TRUE);
+	return out;
+}

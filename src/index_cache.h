@@ -68,6 +68,12 @@ int tm_index_cache_hold(const char *path);
  * when it is not removed. */
 bool tm_index_cache_drop(const char *path, int fd);
 
+/* The index files in dir saved for the source at path source_path under another identity
+ * than except_id (the same file, since grown or rewritten), newest first: their paths in a
+ * NULL-terminated array (g_strfreev), at most max of them. */
+char **tm_index_cache_by_source(const char *dir, const char *source_path, const char *except_id,
+				unsigned max);
+
 /* Mark the file on fd as used now (its mtime), for the pruner's order; failures (a
  * read-only cache) are ignored. */
 void tm_index_cache_touch(int fd);

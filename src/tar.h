@@ -200,6 +200,9 @@ enum tm_tar_next tm_tar_reader_next(struct tm_tar_reader *r, struct tm_tar_membe
 
 /* Bytes of the device the reader has consumed so far (for progress reports). */
 uint64_t tm_tar_reader_position(const struct tm_tar_reader *r);
+/* Start at byte pos (a multiple of 512, where a header is) instead of 0: before the first
+ * tm_tar_reader_next only. */
+void tm_tar_reader_start_at(struct tm_tar_reader *r, uint64_t pos);
 /* After TM_TAR_END: whether the archive ended without an end-of-archive marker. */
 bool tm_tar_reader_truncated(const struct tm_tar_reader *r);
 

@@ -80,6 +80,11 @@ struct tm_tar_reader *tm_tar_reader_new(struct tm_block *b, tm_tar_diag_fn fn, v
 	return r;
 }
 
+void tm_tar_reader_start_at(struct tm_tar_reader *r, uint64_t pos)
+{
+	r->pos = pos;
+}
+
 static void member_release(struct tm_tar_reader *r)
 {
 	g_clear_pointer(&r->path, g_free);

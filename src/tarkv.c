@@ -509,7 +509,8 @@ static int cmd_info(struct tarkv *t, int argc, char **argv)
 		return BADARGS;
 	const struct tm_index *idx = t->index;
 	size_t mem = tm_index_memory(idx);
-	printf("index: %s\n", t->no_index ? "not saved" : t->index_loaded ? "loaded" : "built");
+	printf("index: %s\n", t->no_index ? "not saved" : t->index_loaded ? "loaded"
+			     : t->archive->extended ? "extended" : "built");
 	printf("members: %" PRIu64 "\ninodes: %" PRIu32 "\nentries: %" PRIu32
 	       "\narchive end: %" PRIu64 "\ntruncated: %s\nwarnings: %u\nerrors: %u\n",
 	       idx->members, idx->ninodes, idx->ndentries, idx->archive_end,

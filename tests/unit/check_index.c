@@ -421,6 +421,82 @@ START_TEST(test_hardlinks)
 }
 END_TEST
 
+/* Two trees are the same: the same names under each directory, naming the same inode
+ * numbers, whose fields are equal (a directory's child slot aside, which numbers dentries),
+ * symlink targets and names alike. */
+static void assert_same_tree(const struct tm_index *x, const struct tm_index *y, uint32_t dir)
+{
+	uint32_t n = tm_index_child_count(x, dir);
+	ck_assert_uint_eq(n, tm_index_child_count(y, dir));
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tm_dentry *dx = tm_index_child(x, dir, i), *dy = tm_index_child(y, dir, i);
+		ck_assert_str_eq(tm_index_string(x, dx->name), tm_index_string(y, dy->name));
+		ck_assert_uint_eq(dx->inode, dy->inode);
+		struct tm_inode ix = *tm_index_inode(x, dx->inode), iy = *tm_index_inode(y, dy->inode);
+		if (S_ISDIR(ix.mode))
+			ix.a = iy.a = 0;
+		if (S_ISLNK(ix.mode)) {
+			ck_assert_str_eq(tm_index_string(x, ix.a), tm_index_string(y, iy.a));
+			ix.a = iy.a = 0;
+		}
+		ck_assert_str_eq(tm_index_string(x, ix.uname), tm_index_string(y, iy.uname));
+		ix.uname = iy.uname = ix.gname = iy.gname = 0;
+		ck_assert_msg(!memcmp(&ix, &iy, sizeof ix), "inode of %s differs",
+			      tm_index_string(x, dx->name));
+		if (S_ISDIR(ix.mode))
+			assert_same_tree(x, y, dx->inode);
+	}
+}
+
+/* An index extended by the members appended after its end equals the index built from
+ * scratch: files, an implied directory listed later, a member replaced, hard links to
+ * earlier members, a directory replacing a file, long names. */
+START_TEST(test_resume)
+{
+	GByteArray *a = g_byte_array_new();
+	tu_add_file(a, "d/sub/f", "first");
+	tu_add_file(a, "top", "a file for now");
+	tu_add_file(a, "keep", "kept");
+	tu_add(a, TU_USTAR, "link-to-keep", '2', "keep", NULL, 0);
+	size_t end = a->len;
+	GByteArray *base_bytes = g_byte_array_new();
+	g_byte_array_append(base_bytes, a->data, (guint)a->len);
+	tu_finish(base_bytes);
+	tu_add_file(a, "d/sub/f", "replaced");
+	tu_add_dir(a, "d/sub");
+	tu_add(a, TU_USTAR, "hard", '1', "keep", NULL, 0);
+	tu_add_dir(a, "top");
+	tu_add_file(a, "top/inside", "in a directory where a file was");
+	tu_add_longlink(a, 'L', "long/" "name-that-needs-a-gnu-long-name-header-because-it-is-"
+				"longer-than-a-hundred-bytes-in-all-of-its-segments");
+	tu_add_file(a, "long/name", "x");
+	tu_finish(a);
+
+	struct tu_built base, fresh;
+	tu_build(&base, base_bytes, tu_sector(_i));
+	ck_assert_ptr_nonnull(base.idx);
+	ck_assert_uint_eq(base.idx->archive_end, end);
+	tu_build(&fresh, a, tu_sector(_i));
+	ck_assert_ptr_nonnull(fresh.idx);
+	struct tm_block_error err;
+	struct tm_index *grown = tm_index_build_resume(base.idx, fresh.block, NULL, &err);
+	ck_assert_ptr_nonnull(grown);
+	ck_assert_uint_eq(grown->members, fresh.idx->members);
+	ck_assert_uint_eq(grown->archive_end, fresh.idx->archive_end);
+	ck_assert_uint_eq(grown->ninodes, fresh.idx->ninodes);
+	ck_assert_uint_eq(tm_index_inode(grown, TM_ROOT)->mtime,
+			  tm_index_inode(fresh.idx, TM_ROOT)->mtime);
+	assert_same_tree(grown, fresh.idx, TM_ROOT);
+	/* and the base index is as it was */
+	ck_assert_uint_eq(tm_index_resolve(base.idx, "top/inside"), TM_NONE);
+	tm_index_free(grown);
+	tu_built_free(&base);
+	tu_built_free(&fresh);
+	g_byte_array_free(base_bytes, TRUE);
+	g_byte_array_free(a, TRUE);
+}
+END_TEST
+
 START_TEST(test_hardlink_replaced)
 {
 	GByteArray *a = g_byte_array_new();
@@ -1464,6 +1540,7 @@ Suite *index_suite(void)
 	tcase_add_loop_test(tc, test_root_entry, 0, 2);
 	tcase_add_loop_test(tc, test_hardlinks, 0, 2);
 	tcase_add_loop_test(tc, test_hardlink_replaced, 0, 2);
+	tcase_add_loop_test(tc, test_resume, 0, 2);
 	tcase_add_loop_test(tc, test_types, 0, 2);
 	tcase_add_loop_test(tc, test_xattrs, 0, 2);
 	tcase_add_loop_test(tc, test_xattrs_shared, 0, 2);

@@ -1,9 +1,11 @@
-/* Backend-independent parts of the block layer: opening by source string, unaligned reads,
- * error printing. */
+/* Backend-independent parts of the block layer: opening by source string, unaligned reads
+ * and writes, the writer lock's wrappers, error printing. */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +37,15 @@ static const char *code_text(enum tm_block_code code)
 	switch (code) {
 	case TM_BLOCK_OK: return "no error";
 	case TM_BLOCK_IO: return "I/O error";
-	case TM_BLOCK_READ_ONLY: return "device is read-only";
-	case TM_BLOCK_OUT_OF_RANGE: return "read past the end of the device";
+	case TM_BLOCK_READ_ONLY: return "not writable";
+	case TM_BLOCK_OUT_OF_RANGE: return "past the end of the device";
 	case TM_BLOCK_UNALIGNED: return "buffer is not a whole number of sectors";
 	case TM_BLOCK_DISCONNECTED: return "device disconnected";
 	case TM_BLOCK_OPEN: return "cannot open";
 	case TM_BLOCK_INVALID: return "not a usable source";
+	case TM_BLOCK_NO_SPACE: return "no space left";
+	case TM_BLOCK_LOCKED: return "locked by another writer";
+	case TM_BLOCK_NOT_SUPPORTED: return "not supported";
 	}
 	return "unknown error";
 }
@@ -146,7 +151,7 @@ void tm_block_disconnect(struct tm_block *b)
 
 uint64_t tm_block_size_bytes(struct tm_block *b)
 {
-	struct tm_block_info info;
+	struct tm_block_info info = { 0 };
 	tm_block_get_info(b, &info);
 	return info.size_bytes ? info.size_bytes : info.size_sectors * info.sector_size;
 }
@@ -169,11 +174,106 @@ int64_t tm_block_check_range(const struct tm_block_info *info, uint64_t sector,
 	return (int64_t)bytes;
 }
 
+int64_t tm_block_check_write_range(const struct tm_block_info *info, uint64_t sector,
+				   const struct iovec *iov, int iovcnt,
+				   struct tm_block_error *err)
+{
+	if (!info->growable)
+		return tm_block_check_range(info, sector, iov, iovcnt, err);
+	uint64_t bytes = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len % info->sector_size)
+			return tm_block_fail(err, TM_BLOCK_UNALIGNED, 0, "buffer of %zu bytes",
+					     iov[i].iov_len);
+		bytes += iov[i].iov_len;
+	}
+	/* A file cannot go past what off_t holds. */
+	uint64_t max = (uint64_t)INT64_MAX / info->sector_size;
+	if (sector > max || bytes / info->sector_size > max - sector)
+		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0, "sectors %llu+%llu",
+				     (unsigned long long)sector,
+				     (unsigned long long)(bytes / info->sector_size));
+	return (int64_t)bytes;
+}
+
 int tm_block_write_read_only(struct tm_block *b, uint64_t sector, const struct iovec *iov,
 			     int iovcnt, struct tm_block_error *err)
 {
 	(void)b, (void)sector, (void)iov, (void)iovcnt;
-	return tm_block_fail(err, TM_BLOCK_READ_ONLY, EROFS, NULL);
+	return tm_block_fail(err, TM_BLOCK_READ_ONLY, 0, "opened read-only");
+}
+
+enum tm_block_code tm_block_write_code(int sys_errno)
+{
+	switch (sys_errno) {
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG:
+		return TM_BLOCK_NO_SPACE;
+	case EROFS:
+	case EPERM:
+	case EACCES:
+	case EBADF:
+		return TM_BLOCK_READ_ONLY;
+	default:
+		return TM_BLOCK_IO;
+	}
+}
+
+/* Why b cannot be written: its write()'s refusal. */
+static int refusal(struct tm_block *b, struct tm_block_error *err)
+{
+	if (b->ops->write(b, 0, NULL, 0, err) < 0)
+		return -1;
+	return tm_block_fail(err, TM_BLOCK_READ_ONLY, 0, "opened read-only");
+}
+
+int tm_block_lock_writer(struct tm_block *b, bool wait, struct tm_block_error *err)
+{
+	struct tm_block_info info = { 0 };
+	tm_block_get_info(b, &info);
+	if (!info.read_write)
+		return refusal(b, err);
+	if (!b->ops->lock_writer)
+		return tm_block_fail(err, TM_BLOCK_NOT_SUPPORTED, 0,
+				     "this source (%s) has no writer lock", b->ops->name);
+	return b->ops->lock_writer(b, wait, err);
+}
+
+void tm_block_unlock_writer(struct tm_block *b)
+{
+	if (b->ops->unlock_writer)
+		b->ops->unlock_writer(b);
+}
+
+int tm_block_ofd_lock(int fd, bool wait, struct tm_block_error *err)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	for (;;) {
+		if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0)
+			return 0;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e == EAGAIN || e == EACCES)
+			return tm_block_fail(err, TM_BLOCK_LOCKED, 0,
+					     "another process, or another open of it, holds its OFD lock");
+		if (e == EINVAL) /* a kernel before 3.15, or a filesystem without locks */
+			return tm_block_fail(err, TM_BLOCK_NOT_SUPPORTED, e,
+					     "no OFD lock on this file");
+		if (e == ENOLCK)
+			return tm_block_fail(err, TM_BLOCK_NOT_SUPPORTED, e,
+					     "the filesystem cannot lock this file");
+		if (e == EDEADLK)
+			return tm_block_fail(err, TM_BLOCK_LOCKED, e, "taking the writer lock");
+		return tm_block_fail(err, TM_BLOCK_IO, e, "taking the writer lock");
+	}
+}
+
+void tm_block_ofd_unlock(int fd)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	(void)fcntl(fd, F_OFD_SETLK, &fl);
 }
 
 /* Bounce-buffer size for unaligned edges; requests are split into chunks of this size too,
@@ -183,7 +283,7 @@ int tm_block_write_read_only(struct tm_block *b, uint64_t sector, const struct i
 int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
 		   struct tm_block_error *err)
 {
-	struct tm_block_info info;
+	struct tm_block_info info = { 0 };
 	tm_block_get_info(b, &info);
 	uint64_t ss = info.sector_size;
 	uint64_t dev = info.size_bytes ? info.size_bytes : info.size_sectors * ss;
@@ -224,6 +324,65 @@ int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
 		size_t n = span - head < len ? span - head : len;
 		memcpy(out, bounce + head, n);
 		out += n, off += n, len -= n;
+	}
+	free(bounce);
+	return rc;
+}
+
+int tm_block_pwrite(struct tm_block *b, const void *buf, size_t len, uint64_t off,
+		    struct tm_block_error *err)
+{
+	struct tm_block_info info = { 0 };
+	tm_block_get_info(b, &info);
+	if (!info.read_write) /* the backend's own refusal, with its reason */
+		return refusal(b, err);
+	if (b->ops->write_bytes)
+		return b->ops->write_bytes(b, buf, len, off, err);
+	uint64_t ss = info.sector_size;
+	uint64_t dev = info.size_bytes ? info.size_bytes : info.size_sectors * ss;
+	if (!info.growable && (off > dev || len > dev - off))
+		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0, "writing bytes %llu+%zu of %llu",
+				     (unsigned long long)off, len, (unsigned long long)dev);
+	if (info.growable && (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off))
+		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0, "writing bytes %llu+%zu",
+				     (unsigned long long)off, len);
+	const uint8_t *in = buf;
+	uint8_t *bounce = NULL;
+	int rc = 0;
+	while (len > 0) {
+		uint64_t head = off % ss;
+		if (head == 0 && len >= ss) {
+			/* Whole sectors: straight from the caller's buffer. */
+			size_t n = len - len % ss;
+			struct iovec iov = { (void *)in, n };
+			if (tm_block_write(b, off / ss, &iov, 1, err) < 0) {
+				rc = -1;
+				break;
+			}
+			in += n, off += n, len -= n;
+			continue;
+		}
+		/* A partial sector at an edge: read it, patch it, write it back.  Past the end of
+		 * a growable device there is nothing to read: the sector is zeros. */
+		if (!bounce && !(bounce = aligned_alloc(4096, (ss + 4095) / 4096 * 4096))) {
+			rc = tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+			break;
+		}
+		struct iovec iov = { bounce, ss };
+		uint64_t sector = off / ss;
+		if (info.growable && sector >= info.size_sectors) {
+			memset(bounce, 0, ss);
+		} else if (tm_block_read(b, sector, &iov, 1, err) < 0) {
+			rc = -1;
+			break;
+		}
+		size_t n = ss - head < len ? ss - head : len;
+		memcpy(bounce + head, in, n);
+		if (tm_block_write(b, sector, &iov, 1, err) < 0) {
+			rc = -1;
+			break;
+		}
+		in += n, off += n, len -= n;
 	}
 	free(bounce);
 	return rc;

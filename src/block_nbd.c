@@ -1,11 +1,21 @@
-/* The NBD backend: an export read through libnbd, never written.
+/* The NBD backend: an export read (and, opened read_write, written) through libnbd.
  *
  * Up to NBD_CONNS connections when the server allows multi-conn, one otherwise; a request
  * takes one connection for its whole duration (its slot lock), since libnbd's aio state
- * machine must be driven by one thread at a time.  Requests go out with nbd_aio_pread and a
- * poll(2) loop bounded by the timeout, so that a server that dies or stalls fails reads
- * instead of hanging them.  A connection that died or timed out is closed and reopened on
- * its next use, so reads work again once the server is back. */
+ * machine must be driven by one thread at a time.  Requests go out with nbd_aio_pread or
+ * nbd_aio_pwrite and a poll(2) loop bounded by the timeout, so that a server that dies or
+ * stalls fails requests instead of hanging them.  A connection that died or timed out is
+ * closed and reopened on its next use, so requests work again once the server is back.
+ *
+ * Writing over several connections: multi-conn promises only that a write, then a flush on
+ * any connection, then a read on any connection sees the write (the NBD protocol's
+ * NBD_FLAG_CAN_MULTI_CONN; nbdkit-multi-conn-filter(1)).  So several connections are kept
+ * for a writable export only when the server can flush too, and a write marks every other
+ * connection stale: a read there flushes first.  Durability: writes count in a generation
+ * (written_gen); a flush that succeeds covers every write completed before it was sent
+ * (flushed_gen).  A connection closed while it carried writes no flush covers (it died, the
+ * server may have restarted) poisons the backend: every later flush fails, since those
+ * writes may be lost.  So does a failed flush. */
 #include "config.h"
 
 #include <errno.h>
@@ -32,6 +42,8 @@
 struct nbd_slot {
 	pthread_mutex_t lock; /* held for a whole request */
 	struct nbd_handle *h; /* NULL: not connected, connect on next use */
+	uint64_t last_write;  /* generation of the last write completed on h */
+	atomic_bool stale;    /* another connection wrote since this one last flushed */
 };
 
 struct block_nbd {
@@ -42,6 +54,13 @@ struct block_nbd {
 			       * the server's minimum block size */
 	uint32_t chunk;       /* largest request: a multiple of the sector size */
 	int64_t timeout_ms;
+	bool rw;              /* opened read_write (and the export is writable) */
+	bool can_flush;       /* the server offers NBD_CMD_FLUSH */
+	_Atomic uint64_t written_gen; /* writes completed */
+	_Atomic uint64_t flushed_gen; /* writes a successful flush covers */
+	/* Sticky: a flush failed (its errno), or a connection with writes no flush covered was
+	 * lost (ECONNRESET). */
+	_Atomic int poisoned;
 	unsigned nslots;
 	atomic_uint next; /* round robin over slots */
 	/* When a request last timed out (0: never).  Requests in the next NBD_STALL_GRACE_MS
@@ -82,7 +101,7 @@ static bool nbd_gone(struct nbd_handle *h)
 }
 
 /* One turn of the aio state machine: wait until the socket is ready in the direction libnbd
- * wants (or *deadline passes) and let libnbd read or write.  Bytes from the server push
+ * wants (or *deadline passes) and let libnbd read or write.  Bytes from or to the server push
  * *deadline to at least extend_ms from now: a request fails when the server falls silent, not
  * when a big transfer is merely slow.  Returns 0, or -1 with err filled (ETIMEDOUT at the
  * deadline). */
@@ -124,6 +143,10 @@ static int pump(struct nbd_handle *h, int64_t *deadline, int64_t extend_ms,
 			rc = nbd_aio_notify_read(h);
 		} else if ((dir & LIBNBD_AIO_DIRECTION_WRITE) &&
 			   (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
+			/* Sending a big write is progress too. */
+			int64_t later = now_ms() + extend_ms;
+			if (later > *deadline)
+				*deadline = later;
 			rc = nbd_aio_notify_write(h);
 		} else if (p.revents & POLLNVAL) {
 			return tm_block_fail(err, TM_BLOCK_IO, EBADF, "poll");
@@ -213,6 +236,12 @@ static struct nbd_handle *reconnect(struct block_nbd *n, int64_t deadline,
 			      "after reconnecting, the export has %lld bytes in blocks of %lld, "
 			      "not %llu in blocks of %u", (long long)size, (long long)min,
 			      (unsigned long long)n->export_size, n->info.sector_size);
+	} else if (n->rw && nbd_is_read_only(h) != 0) {
+		tm_block_fail(err, TM_BLOCK_READ_ONLY, 0,
+			      "after reconnecting, the NBD export is read-only");
+	} else if (n->rw && n->can_flush && nbd_can_flush(h) != 1) {
+		tm_block_fail(err, TM_BLOCK_IO, EIO,
+			      "after reconnecting, the server no longer offers flush");
 	} else {
 		return h;
 	}
@@ -242,14 +271,15 @@ static bool next_chunk(struct cursor *c, size_t max, void **buf, size_t *len, ui
 	return true;
 }
 
-/* Read the request on h, NBD_INFLIGHT chunks at a time.  On return nothing is in flight
- * that could still write into the buffers, unless *broken: then h must be closed. */
-static int read_on(struct block_nbd *n, struct nbd_handle *h, uint64_t off,
-		   const struct iovec *iov, int iovcnt, int64_t *deadline, bool *broken,
-		   struct tm_block_error *err)
+/* Read or write the request on h, NBD_INFLIGHT chunks at a time.  On return nothing is in
+ * flight that could still use the buffers, unless *broken: then h must be closed. */
+static int io_on(struct block_nbd *n, struct nbd_handle *h, bool write, uint64_t off,
+		 const struct iovec *iov, int iovcnt, int64_t *deadline, bool *broken,
+		 struct tm_block_error *err)
 {
 	struct cursor c = { .iov = iov, .iovcnt = iovcnt, .off = off };
 	int64_t cookies[NBD_INFLIGHT];
+	uint64_t offsets[NBD_INFLIGHT];
 	int nin = 0, rc = 0;
 	for (;;) {
 		void *buf;
@@ -258,15 +288,20 @@ static int read_on(struct block_nbd *n, struct nbd_handle *h, uint64_t off,
 		while (rc == 0 && nin < NBD_INFLIGHT && next_chunk(&c, n->chunk, &buf, &len, &at)) {
 			if (at + len > n->readable) { /* the last sector, partly past the end */
 				size_t keep = at < n->readable ? (size_t)(n->readable - at) : 0;
-				memset((uint8_t *)buf + keep, 0, len - keep);
+				if (!write)
+					memset((uint8_t *)buf + keep, 0, len - keep);
 				if ((len = keep) == 0)
 					continue;
 			}
-			int64_t ck = nbd_aio_pread(h, buf, len, at, NBD_NULL_COMPLETION, 0);
-			if (ck < 0)
-				rc = nbd_fail(err, TM_BLOCK_IO, "cannot send a read request");
-			else
+			int64_t ck = write ? nbd_aio_pwrite(h, buf, len, at, NBD_NULL_COMPLETION, 0)
+					   : nbd_aio_pread(h, buf, len, at, NBD_NULL_COMPLETION, 0);
+			if (ck < 0) {
+				rc = nbd_fail(err, TM_BLOCK_IO, write ? "cannot send a write request"
+								      : "cannot send a read request");
+			} else {
+				offsets[nin] = at;
 				cookies[nin++] = ck;
+			}
 		}
 		for (int k = 0; k < nin;) {
 			int r = nbd_aio_command_completed(h, cookies[k]);
@@ -274,8 +309,17 @@ static int read_on(struct block_nbd *n, struct nbd_handle *h, uint64_t off,
 				k++;
 				continue;
 			}
-			if (r < 0 && rc == 0)
+			if (r < 0 && rc == 0 && write) {
+				int e = nbd_get_errno();
+				if (!e)
+					e = EIO;
+				rc = tm_block_fail(err, tm_block_write_code(e), e,
+						   "the server failed a write at byte %llu",
+						   (unsigned long long)offsets[k]);
+			} else if (r < 0 && rc == 0) {
 				rc = nbd_fail(err, TM_BLOCK_IO, "read failed");
+			}
+			offsets[k] = offsets[nin - 1];
 			cookies[k] = cookies[--nin];
 		}
 		if (nin == 0 && (rc < 0 || c.i == c.iovcnt))
@@ -291,6 +335,68 @@ static int read_on(struct block_nbd *n, struct nbd_handle *h, uint64_t off,
 	}
 	*broken = nbd_gone(h);
 	return rc;
+}
+
+/* Flush on h: every write completed before (on any connection, with multi-conn) is then
+ * durable and visible on every connection.  *broken as for io_on. */
+static int flush_on(struct block_nbd *n, struct nbd_handle *h, int64_t *deadline, bool *broken,
+		    struct tm_block_error *err)
+{
+	int64_t ck = nbd_aio_flush(h, NBD_NULL_COMPLETION, 0);
+	if (ck < 0) {
+		*broken = nbd_gone(h);
+		return nbd_fail(err, TM_BLOCK_IO, "cannot send a flush request");
+	}
+	for (;;) {
+		int r = nbd_aio_command_completed(h, ck);
+		if (r > 0)
+			break;
+		if (r < 0) {
+			int e = nbd_get_errno();
+			*broken = nbd_gone(h);
+			return tm_block_fail(err, tm_block_write_code(e ? e : EIO), e ? e : EIO,
+					     "the server failed a flush");
+		}
+		int prc = nbd_gone(h) ? tm_block_fail(err, TM_BLOCK_IO, ECONNRESET, "connection lost")
+				      : pump(h, deadline, n->timeout_ms, err);
+		if (prc < 0) {
+			*broken = true;
+			return -1;
+		}
+	}
+	*broken = nbd_gone(h);
+	return 0;
+}
+
+/* Close a slot's connection.  Writes it completed that no flush covers may be lost with it
+ * (the server may have died): poison the backend, so that the next flush says so. */
+static void close_slot(struct block_nbd *n, struct nbd_slot *s)
+{
+	nbd_close(s->h);
+	s->h = NULL;
+	if (s->last_write > atomic_load(&n->flushed_gen)) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&n->poisoned, &zero, ECONNRESET);
+	}
+}
+
+static void covered(struct block_nbd *n, uint64_t gen)
+{
+	uint64_t f = atomic_load(&n->flushed_gen);
+	while (f < gen && !atomic_compare_exchange_weak(&n->flushed_gen, &f, gen))
+		;
+}
+
+static int poisoned_fail(struct block_nbd *n, struct tm_block_error *err)
+{
+	int e = atomic_load(&n->poisoned);
+	if (e == ECONNRESET)
+		return tm_block_fail(err, TM_BLOCK_IO, e,
+				     "a connection was lost after writes no flush had covered: "
+				     "they may not have reached the export");
+	return tm_block_fail(err, tm_block_write_code(e), e,
+			     "an earlier flush failed: what was written before it may not have "
+			     "reached the export");
 }
 
 /* Lock a slot: a free one if any, else wait for the round robin's choice. */
@@ -312,17 +418,33 @@ static void nbd_get_info_(struct tm_block *b, struct tm_block_info *info)
 	*info = ((struct block_nbd *)b)->info;
 }
 
-static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
-		     struct tm_block_error *err)
+/* Flush slot s (locked, connected) if another connection wrote since it last did: under
+ * multi-conn, only then does a read on it see those writes. */
+static int unstale(struct block_nbd *n, struct nbd_slot *s, int64_t *deadline, bool *broken,
+		   struct tm_block_error *err)
 {
-	struct block_nbd *n = (struct block_nbd *)b;
-	struct tm_block_error ignored;
-	if (!err)
-		err = &ignored;
-	int64_t bytes = tm_block_check_range(&n->info, sector, iov, iovcnt, err);
-	if (bytes <= 0)
-		return (int)bytes;
-	uint64_t off = sector * n->info.sector_size;
+	if (!atomic_exchange(&s->stale, false))
+		return 0;
+	uint64_t gen = atomic_load(&n->written_gen);
+	if (flush_on(n, s->h, deadline, broken, err) < 0) {
+		atomic_store(&s->stale, true);
+		if (!*broken) { /* the server refused it: sticky, like any failed flush */
+			int zero = 0;
+			atomic_compare_exchange_strong(&n->poisoned, &zero, err->sys_errno);
+		}
+		return -1;
+	}
+	covered(n, gen);
+	return 0;
+}
+
+enum nbd_op { OP_READ, OP_WRITE, OP_FLUSH };
+
+/* One request on a slot: connect it if needed, retry once on a fresh connection when the
+ * old one had died while idle; a timeout makes the next requests fail at once for a while. */
+static int nbd_request(struct block_nbd *n, enum nbd_op op, uint64_t off, const struct iovec *iov,
+		       int iovcnt, struct tm_block_error *err)
+{
 	struct nbd_slot *s = take_slot(n);
 	int64_t start = now_ms(), deadline = start + n->timeout_ms;
 	int64_t stalled = atomic_load(&n->stalled_at);
@@ -339,11 +461,31 @@ static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *io
 		bool fresh = !s->h, broken = false;
 		if (!s->h && !(s->h = reconnect(n, deadline, err)))
 			break;
-		rc = read_on(n, s->h, off, iov, iovcnt, &deadline, &broken, err);
-		if (broken) {
-			nbd_close(s->h);
-			s->h = NULL;
+		/* A new connection sees only writes a flush has covered, even this slot's own. */
+		if (fresh && atomic_load(&n->written_gen) > atomic_load(&n->flushed_gen))
+			atomic_store(&s->stale, true);
+		uint64_t gen = atomic_load(&n->written_gen);
+		if (op == OP_FLUSH) {
+			atomic_store(&s->stale, false); /* before: a write after it sets it again */
+			rc = flush_on(n, s->h, &deadline, &broken, err);
+			if (rc == 0)
+				covered(n, gen);
+			else
+				atomic_store(&s->stale, true);
+		} else {
+			rc = op == OP_READ && n->can_flush ? unstale(n, s, &deadline, &broken, err) : 0;
+			if (rc == 0)
+				rc = io_on(n, s->h, op == OP_WRITE, off, iov, iovcnt, &deadline, &broken,
+					   err);
 		}
+		if (rc == 0 && op == OP_WRITE) {
+			s->last_write = atomic_fetch_add(&n->written_gen, 1) + 1;
+			for (unsigned i = 0; i < n->nslots; i++)
+				if (&n->slots[i] != s)
+					atomic_store(&n->slots[i].stale, true);
+		}
+		if (broken)
+			close_slot(n, s);
 		if (rc == 0 || !broken || fresh || err->sys_errno == ETIMEDOUT)
 			break;
 	}
@@ -351,6 +493,70 @@ static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *io
 		atomic_store(&n->stalled_at, now_ms());
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+static int nbd_read_(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
+		     struct tm_block_error *err)
+{
+	struct block_nbd *n = (struct block_nbd *)b;
+	struct tm_block_error ignored;
+	if (!err)
+		err = &ignored;
+	int64_t bytes = tm_block_check_range(&n->info, sector, iov, iovcnt, err);
+	if (bytes <= 0)
+		return (int)bytes;
+	return nbd_request(n, OP_READ, sector * n->info.sector_size, iov, iovcnt, err);
+}
+
+static int nbd_write_(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
+		      struct tm_block_error *err)
+{
+	struct block_nbd *n = (struct block_nbd *)b;
+	if (!n->rw)
+		return tm_block_write_read_only(b, sector, iov, iovcnt, err);
+	struct tm_block_error ignored;
+	if (!err)
+		err = &ignored;
+	int64_t bytes = tm_block_check_write_range(&n->info, sector, iov, iovcnt, err);
+	if (bytes <= 0)
+		return (int)bytes;
+	return nbd_request(n, OP_WRITE, sector * n->info.sector_size, iov, iovcnt, err);
+}
+
+/* Without flush on the server (info.no_flush) there is nothing to ask: writes are as durable
+ * as the server keeps them. */
+static int nbd_flush_(struct tm_block *b, struct tm_block_error *err)
+{
+	struct block_nbd *n = (struct block_nbd *)b;
+	struct tm_block_error ignored;
+	if (!err)
+		err = &ignored;
+	if (!n->rw)
+		return 0;
+	if (atomic_load(&n->poisoned))
+		return poisoned_fail(n, err);
+	if (!n->can_flush)
+		return 0;
+	if (atomic_load(&n->written_gen) <= atomic_load(&n->flushed_gen))
+		return 0; /* nothing written since the last flush */
+	if (nbd_request(n, OP_FLUSH, 0, NULL, 0, err) == 0)
+		return atomic_load(&n->poisoned) ? poisoned_fail(n, err) : 0;
+	/* Sticky, unless it never reached the server (that one is then poisoned, or not, by
+	 * close_slot, according to what it carried). */
+	if (err->sys_errno != ETIMEDOUT && err->sys_errno != ECONNRESET) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&n->poisoned, &zero, err->sys_errno ? err->sys_errno : EIO);
+	}
+	return -1;
+}
+
+/* NBD has no locks: any client the server lets in may write. */
+static int nbd_lock_writer_(struct tm_block *b, bool wait, struct tm_block_error *err)
+{
+	(void)b, (void)wait;
+	return tm_block_fail(err, TM_BLOCK_NOT_SUPPORTED, 0,
+			     "an NBD export has no writer lock: nothing stops another client "
+			     "writing it");
 }
 
 static void nbd_disconnect_(struct tm_block *b)
@@ -370,7 +576,9 @@ static const struct tm_block_ops nbd_ops = {
 	.name = "nbd",
 	.get_info = nbd_get_info_,
 	.read = nbd_read_,
-	.write = tm_block_write_read_only,
+	.write = nbd_write_,
+	.flush = nbd_flush_,
+	.lock_writer = nbd_lock_writer_,
 	.disconnect = nbd_disconnect_,
 };
 
@@ -404,7 +612,8 @@ static int take_geometry(struct block_nbd *n, struct nbd_handle *h, struct tm_bl
 	n->readable = readable;
 	n->chunk = (uint32_t)chunk;
 	n->info = (struct tm_block_info){
-		.read_write = false,
+		.read_write = n->rw,
+		.no_flush = n->rw && !n->can_flush,
 		.sector_size = ss,
 		.size_sectors = (readable + ss - 1) / ss,
 		.size_bytes = readable,
@@ -427,13 +636,24 @@ struct tm_block *tm_block_nbd_open(const char *uri, const struct tm_block_option
 	n->base.ops = &nbd_ops;
 	n->base.source = g_strdup(uri);
 	n->timeout_ms = timeout_ms;
-	if (take_geometry(n, h, err) < 0) {
+	n->rw = opts && opts->read_write;
+	n->can_flush = nbd_can_flush(h) == 1;
+	int ro = n->rw ? nbd_is_read_only(h) : 0;
+	if (ro != 0) {
+		if (ro < 0)
+			nbd_fail(err, TM_BLOCK_OPEN, "export flags");
+		else
+			tm_block_fail(err, TM_BLOCK_READ_ONLY, 0, "the NBD export is read-only");
+	}
+	if (ro != 0 || take_geometry(n, h, err) < 0) {
 		close_politely(h, now_ms() + NBD_SHUTDOWN_MS);
 		g_free(n->base.source);
 		g_free(n);
 		return NULL;
 	}
-	unsigned want = nbd_can_multi_conn(h) == 1 ? NBD_CONNS : 1;
+	/* A writable export on several connections needs flush to make writes on one visible
+	 * on the others. */
+	unsigned want = nbd_can_multi_conn(h) == 1 && (!n->rw || n->can_flush) ? NBD_CONNS : 1;
 	for (unsigned i = 0; i < want; i++)
 		pthread_mutex_init(&n->slots[i].lock, NULL);
 	n->slots[0].h = h;

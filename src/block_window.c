@@ -1,6 +1,8 @@
 /* The window decorator: a byte range of another device, seen as a device of its own.  Used
  * for -o offset=,size= and for partitions, whose tables (MBR with logical partitions, GPT)
- * are parsed here, from the source itself: no kernel partition scan, no root needed. */
+ * are parsed here, from the source itself: no kernel partition scan, no root needed.
+ * Writes never reach a byte outside the window: they go through tm_block_pwrite on the
+ * inner device, which read-modify-writes the inner sectors the window's edges cut. */
 #include "config.h"
 
 #include <errno.h>
@@ -16,17 +18,27 @@ struct block_window {
 	struct tm_block *inner;
 	uint64_t offset;
 	uint32_t sector_size;
-	uint64_t sectors;
-	uint64_t size; /* bytes; the last sector is partial unless a multiple of it */
+	/* To the end of a growable inner device: the size follows the inner size. */
+	bool grow;
+	uint64_t size; /* bytes, unless grow; the last sector is partial unless a multiple */
 };
 
 static void window_get_info(struct tm_block *b, struct tm_block_info *info)
 {
 	struct block_window *w = (struct block_window *)b;
-	info->read_write = false;
+	struct tm_block_info in;
+	tm_block_get_info(w->inner, &in);
+	uint64_t size = w->size;
+	if (w->grow) {
+		uint64_t total = in.size_bytes ? in.size_bytes : in.size_sectors * in.sector_size;
+		size = total > w->offset ? total - w->offset : 0;
+	}
+	info->read_write = in.read_write;
+	info->growable = w->grow;
+	info->no_flush = in.no_flush;
 	info->sector_size = w->sector_size;
-	info->size_sectors = w->sectors;
-	info->size_bytes = w->size;
+	info->size_sectors = (size + w->sector_size - 1) / w->sector_size;
+	info->size_bytes = size;
 }
 
 /* The window need not start on a sector of the inner device: byte reads realign. */
@@ -34,19 +46,85 @@ static int window_read(struct tm_block *b, uint64_t sector, const struct iovec *
 		       struct tm_block_error *err)
 {
 	struct block_window *w = (struct block_window *)b;
-	struct tm_block_info info;
+	struct tm_block_info info = { 0 };
 	window_get_info(b, &info);
 	if (tm_block_check_range(&info, sector, iov, iovcnt, err) < 0)
 		return -1;
 	uint64_t pos = sector * w->sector_size; /* in the window */
+	uint64_t size = info.size_bytes;
 	for (int i = 0; i < iovcnt; i++) {
-		size_t n = iov[i].iov_len, have = pos < w->size ? (size_t)MIN(n, w->size - pos) : 0;
+		size_t n = iov[i].iov_len, have = pos < size ? (size_t)MIN(n, size - pos) : 0;
 		if (have && tm_block_pread(w->inner, iov[i].iov_base, have, w->offset + pos, err) < 0)
 			return -1;
 		memset((uint8_t *)iov[i].iov_base + have, 0, n - have); /* past the window's end */
 		pos += n;
 	}
 	return 0;
+}
+
+/* The inner device's reason for refusing a write. */
+static int refuse(struct block_window *w, struct tm_block_error *err)
+{
+	if (tm_block_pwrite(w->inner, NULL, 0, 0, err) < 0)
+		return -1;
+	return tm_block_fail(err, TM_BLOCK_READ_ONLY, 0, "opened read-only");
+}
+
+static int window_write(struct tm_block *b, uint64_t sector, const struct iovec *iov,
+			int iovcnt, struct tm_block_error *err)
+{
+	struct block_window *w = (struct block_window *)b;
+	struct tm_block_info info = { 0 };
+	window_get_info(b, &info);
+	if (!info.read_write)
+		return refuse(w, err);
+	if (tm_block_check_write_range(&info, sector, iov, iovcnt, err) < 0)
+		return -1;
+	uint64_t pos = sector * w->sector_size; /* in the window; checked: no overflow */
+	for (int i = 0; i < iovcnt; i++) {
+		size_t n = iov[i].iov_len, have = n;
+		/* The partial last sector of a fixed window: only its bytes inside. */
+		if (!w->grow)
+			have = pos < info.size_bytes ? (size_t)MIN(n, info.size_bytes - pos) : 0;
+		if (have && tm_block_pwrite(w->inner, iov[i].iov_base, have, w->offset + pos, err) < 0)
+			return -1;
+		pos += n;
+	}
+	return 0;
+}
+
+static int window_write_bytes(struct tm_block *b, const void *buf, size_t len, uint64_t off,
+			      struct tm_block_error *err)
+{
+	struct block_window *w = (struct block_window *)b;
+	struct tm_block_info info = { 0 };
+	window_get_info(b, &info);
+	if (!info.read_write)
+		return refuse(w, err);
+	if (!w->grow && (off > info.size_bytes || len > info.size_bytes - off))
+		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0,
+				     "writing bytes %llu+%zu of a window of %llu",
+				     (unsigned long long)off, len,
+				     (unsigned long long)info.size_bytes);
+	if (off > UINT64_MAX - w->offset)
+		return tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0, "writing at byte %llu",
+				     (unsigned long long)off);
+	return tm_block_pwrite(w->inner, buf, len, w->offset + off, err);
+}
+
+static int window_flush(struct tm_block *b, struct tm_block_error *err)
+{
+	return tm_block_flush(((struct block_window *)b)->inner, err);
+}
+
+static int window_lock_writer(struct tm_block *b, bool wait, struct tm_block_error *err)
+{
+	return tm_block_lock_writer(((struct block_window *)b)->inner, wait, err);
+}
+
+static void window_unlock_writer(struct tm_block *b)
+{
+	tm_block_unlock_writer(((struct block_window *)b)->inner);
 }
 
 static bool window_get_fd(struct tm_block *b, int *fd, uint64_t *fd_base)
@@ -85,7 +163,11 @@ static const struct tm_block_ops window_ops = {
 	.name = "window",
 	.get_info = window_get_info,
 	.read = window_read,
-	.write = tm_block_write_read_only,
+	.write = window_write,
+	.write_bytes = window_write_bytes,
+	.flush = window_flush,
+	.lock_writer = window_lock_writer,
+	.unlock_writer = window_unlock_writer,
 	.get_fd = window_get_fd,
 	.changed = window_changed,
 	.identity = window_identity,
@@ -95,7 +177,7 @@ static const struct tm_block_ops window_ops = {
 struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, uint64_t size,
 				     struct tm_block_error *err)
 {
-	struct tm_block_info info;
+	struct tm_block_info info = { 0 };
 	tm_block_get_info(inner, &info);
 	uint64_t total = tm_block_size_bytes(inner);
 	if (offset > total || (size && size > total - offset)) {
@@ -111,8 +193,11 @@ struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, ui
 		tm_block_disconnect(inner);
 		return NULL;
 	}
-	if (!size)
+	bool grow = false;
+	if (!size) {
 		size = total - offset;
+		grow = info.growable;
+	}
 	struct block_window *w = g_new0(struct block_window, 1);
 	w->base.ops = &window_ops;
 	w->base.source = g_strdup(inner->source);
@@ -120,7 +205,7 @@ struct tm_block *tm_block_window_new(struct tm_block *inner, uint64_t offset, ui
 	w->offset = offset;
 	w->sector_size = info.sector_size;
 	w->size = size;
-	w->sectors = (size + info.sector_size - 1) / info.sector_size;
+	w->grow = grow;
 	return &w->base;
 }
 
@@ -261,7 +346,7 @@ static int find_mbr(struct tm_block *inner, uint32_t ss, unsigned n, struct part
 struct tm_block *tm_block_partition_open(struct tm_block *inner, unsigned n,
 					 struct tm_block_error *err)
 {
-	struct tm_block_info info;
+	struct tm_block_info info = { 0 };
 	tm_block_get_info(inner, &info);
 	struct part p = { 0, 0 };
 	int rc = 0;

@@ -767,11 +767,19 @@ static void decomp_disconnect(struct tm_block *b)
 	g_free(d);
 }
 
+/* A compressed stream has no place to put bytes: appending would mean recompressing. */
+static int decomp_write(struct tm_block *b, uint64_t sector, const struct iovec *iov, int iovcnt,
+			struct tm_block_error *err)
+{
+	(void)b, (void)sector, (void)iov, (void)iovcnt;
+	return tm_block_fail(err, TM_BLOCK_READ_ONLY, 0, "a compressed archive cannot be written");
+}
+
 static const struct tm_block_ops decomp_ops = {
 	.name = "decompressor",
 	.get_info = decomp_get_info,
 	.read = decomp_read,
-	.write = tm_block_write_read_only,
+	.write = decomp_write,
 	.changed = decomp_changed,
 	.identity = decomp_identity,
 	.disconnect = decomp_disconnect,

@@ -11,6 +11,7 @@ int main(void)
 	srunner_add_suite(sr, pax_suite());
 	srunner_add_suite(sr, sparse_suite());
 	srunner_add_suite(sr, block_suite());
+	srunner_add_suite(sr, block_write_suite());
 	srunner_add_suite(sr, index_suite());
 	srunner_add_suite(sr, kv_suite());
 	srunner_add_suite(sr, index_file_suite());

@@ -8,6 +8,7 @@ Suite *header_suite(void);
 Suite *pax_suite(void);
 Suite *sparse_suite(void);
 Suite *block_suite(void);
+Suite *block_write_suite(void);
 Suite *index_suite(void);
 Suite *kv_suite(void);
 Suite *index_file_suite(void);

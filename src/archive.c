@@ -302,6 +302,35 @@ bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len)
 	return true;
 }
 
+bool tm_archive_update(struct tm_archive *a, struct tm_index *idx, char *why, size_t why_len)
+{
+	a->index = idx;
+	a->loaded = a->saved = false;
+	if (!a->index_path)
+		return true;
+	struct tm_block_error err;
+	char old_id[65];
+	memcpy(old_id, a->id, sizeof old_id);
+	if (!tm_block_identity(a->data, a->id, &err)) {
+		tm_block_strerror(&err, why, why_len);
+		return false;
+	}
+	char *old = NULL;
+	if (a->in_cache && strcmp(old_id, a->id)) {
+		old = a->index_path;
+		a->index_path = tm_index_default_path(a->id);
+	}
+	int old_fd = a->index_fd;
+	a->index_fd = -1;
+	bool ok = tm_archive_save(a, why, why_len);
+	if (ok && old && old_fd >= 0)
+		(void)tm_index_cache_drop(old, old_fd);
+	if (old_fd >= 0)
+		close(old_fd);
+	g_free(old);
+	return ok;
+}
+
 bool tm_archive_build_copy(struct tm_archive *a, struct tm_decomp_copy_report *r,
 			   struct tm_block_error *err)
 {

@@ -64,6 +64,11 @@ struct tm_archive *tm_archive_open(struct tm_block *source, const char *source_n
  * pruned (what that did in pruned; a failure to prune is not one to save).  Safe to call
  * from another thread than the readers'. */
 bool tm_archive_save(struct tm_archive *a, char *why, size_t why_len);
+/* Take idx (the index of the archive as it is after a change, kv_rw.h) in place of the
+ * one the archive had (which the caller freed or keeps), and save it under the source's new
+ * identity; the old index file is removed.  False with why when it could not be saved
+ * (the archive still has idx). */
+bool tm_archive_update(struct tm_archive *a, struct tm_index *idx, char *why, size_t why_len);
 /* Make the seekable copy (a->copy_path, which must be set) and use it: decodes the whole
  * stream on this thread while others read.  In the cache it may take at most half of the
  * cache's cap, and the cache is pruned after.  False with err; r as for

@@ -35,6 +35,11 @@ int tm_fuse_errno(const struct tm_kv_error *err)
 	case TM_KV_VALUE_EXPECTED: return EISDIR;
 	case TM_KV_BLOCK: return EIO;
 	case TM_KV_DAMAGED: return EIO;
+	case TM_KV_ALREADY_PRESENT: return EEXIST;
+	case TM_KV_APPEND_ONLY: return EPERM;
+	case TM_KV_NO_SPACE: return ENOSPC;
+	case TM_KV_READ_ONLY: return EROFS;
+	case TM_KV_INVALID: return EINVAL;
 	}
 	return EIO;
 }

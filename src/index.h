@@ -104,6 +104,12 @@ struct tm_index_options {
 	void *progress_ud;
 	/* Leave the fingerprint 0 (a source whose reads cost a decode: the caller sets it). */
 	bool no_fingerprint;
+	/* What-if, for changes in place (kv_rw.c): the member whose first header block is at
+	 * edit_offset is indexed under the path edit_path instead of its own, or, with
+	 * edit_path NULL, is where the archive ends (neither it nor anything after it is read). */
+	bool edit;
+	uint64_t edit_offset;
+	const char *edit_path;
 };
 
 /* Scan the archive on b and build its index.  Returns NULL, with err or a TM_TAR_ERROR

@@ -616,7 +616,15 @@ static struct tm_index *builder_scan(struct builder *b, struct tm_block *blk, ui
 	struct tm_tar_member *m;
 	enum tm_tar_next rc;
 	uint64_t n = 0;
+	const struct tm_index_options *o = b->opts;
 	while ((rc = tm_tar_reader_next(b->reader, &m, err)) == TM_TAR_MEMBER) {
+		if (o->edit && m->header_offset == o->edit_offset) {
+			if (!o->edit_path) {
+				b->idx->archive_end = m->header_offset;
+				break;
+			}
+			m->path = o->edit_path;
+		}
 		add_member(b, m);
 		if (b->overflow)
 			break;
@@ -624,8 +632,12 @@ static struct tm_index *builder_scan(struct builder *b, struct tm_block *blk, ui
 			b->opts->progress(b->opts->progress_ud, tm_tar_reader_position(b->reader), n);
 	}
 	b->idx->members += n;
-	b->idx->archive_end = tm_tar_reader_position(b->reader);
-	b->idx->truncated = tm_tar_reader_truncated(b->reader);
+	if (rc == TM_TAR_MEMBER) { /* stopped at the edit */
+		rc = TM_TAR_END;
+	} else {
+		b->idx->archive_end = tm_tar_reader_position(b->reader);
+		b->idx->truncated = tm_tar_reader_truncated(b->reader);
+	}
 	if (b->overflow) {
 		report(b, TM_TAR_ERROR, b->idx->archive_end, NULL,
 		       "archive too large for the index (over 4 GiB of names)");

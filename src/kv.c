@@ -24,14 +24,24 @@ const char *tm_kv_strerror(const struct tm_kv_error *err, char *buf, size_t size
 	case TM_KV_VALUE_EXPECTED: snprintf(buf, size, "is a directory"); break;
 	case TM_KV_BLOCK: tm_block_strerror(&err->block, buf, size); break;
 	case TM_KV_DAMAGED: snprintf(buf, size, "index damaged"); break;
+	case TM_KV_ALREADY_PRESENT: snprintf(buf, size, "already present"); break;
+	case TM_KV_APPEND_ONLY: snprintf(buf, size, "append-only archive"); break;
+	case TM_KV_NO_SPACE: snprintf(buf, size, "no space left"); break;
+	case TM_KV_READ_ONLY: snprintf(buf, size, "read-only"); break;
+	case TM_KV_INVALID: snprintf(buf, size, "invalid"); break;
 	}
+	size_t n = strlen(buf);
+	if (err->code != TM_KV_BLOCK && err->detail[0] && n + 2 < size)
+		snprintf(buf + n, size - n, ": %s", err->detail);
 	return buf;
 }
 
 static int fail(struct tm_kv_error *err, enum tm_kv_code code)
 {
-	if (err)
+	if (err) {
 		err->code = code;
+		err->detail[0] = 0;
+	}
 	return -1;
 }
 

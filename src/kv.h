@@ -22,16 +22,24 @@ enum tm_kv_code {
 	TM_KV_VALUE_EXPECTED,      /* get/size/digest on a dictionary */
 	TM_KV_BLOCK,               /* the backend failed: see block */
 	TM_KV_DAMAGED,             /* the (loaded) index is damaged where it was read */
+	/* KV_RW's (kv_rw.h): */
+	TM_KV_ALREADY_PRESENT,     /* the operation does not replace what is there */
+	TM_KV_APPEND_ONLY,         /* only appending, or changing the last member, can do it */
+	TM_KV_NO_SPACE,            /* the source has no room for it (checked before writing) */
+	TM_KV_READ_ONLY,           /* the source cannot be written: detail says why */
+	TM_KV_INVALID,             /* a key or value the archive cannot hold: detail says why */
 };
 
 struct tm_kv_error {
 	enum tm_kv_code code;
 	struct tm_block_error block; /* for TM_KV_BLOCK */
+	char detail[300];            /* empty, or what a refusal adds (KV_RW) */
 };
 
 /* Print the error as a user reads it: "not found" (Not_found), "not a directory"
- * (Dictionary_expected), "is a directory" (Value_expected), "index damaged", or the
- * backend's error. */
+ * (Dictionary_expected), "is a directory" (Value_expected), "index damaged", "already
+ * present", "append-only archive", "no space left", "read-only", "invalid", or the
+ * backend's error; then ": detail" when there is one. */
 const char *tm_kv_strerror(const struct tm_kv_error *err, char *buf, size_t size);
 
 enum tm_kv_kind { TM_KV_NONE = 0, TM_KV_VALUE, TM_KV_DICTIONARY };

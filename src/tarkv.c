@@ -23,7 +23,7 @@
 #include "tarkv_json.h"
 
 /* A command's return for wrong arguments: main prints the command's usage. */
-#define BADARGS (-1)
+#define BADARGS TARKV_BADARGS
 
 /* One line on stderr whatever the names in it hold: control bytes are shown as '?'. */
 static void vmessage(const struct tarkv *t, const char *kind, const char *key, const char *fmt,
@@ -63,7 +63,18 @@ int tarkv_kv_failed(const struct tarkv *t, const char *key, const struct tm_kv_e
 {
 	char buf[300];
 	tarkv_error(t, key, "%s", tm_kv_strerror(err, buf, sizeof buf));
-	return err->code == TM_KV_BLOCK ? TARKV_USAGE : TARKV_FALSE;
+	switch (err->code) {
+	case TM_KV_ALREADY_PRESENT:
+	case TM_KV_APPEND_ONLY:
+	case TM_KV_NO_SPACE:
+	case TM_KV_READ_ONLY:
+		return TARKV_REFUSED;
+	case TM_KV_BLOCK:
+	case TM_KV_INVALID:
+		return TARKV_USAGE;
+	default:
+		return TARKV_FALSE;
+	}
 }
 
 /* ---- describing entries ---- */
@@ -343,7 +354,7 @@ static int copy_out(struct tarkv *t, const char *key, uint64_t off, uint64_t len
 	struct tm_kv_error err;
 	uint32_t ino = tm_kv_find(&t->kv, key, &err);
 	if (ino != TM_NONE && tm_kv_kind_of(&t->kv, ino) != TM_KV_VALUE)
-		err.code = TM_KV_VALUE_EXPECTED, ino = TM_NONE;
+		err.code = TM_KV_VALUE_EXPECTED, err.detail[0] = 0, ino = TM_NONE;
 	if (ino == TM_NONE)
 		return tarkv_kv_failed(t, key, &err);
 	enum { CHUNK = 1 << 20 };
@@ -584,19 +595,28 @@ static int cmd_extract(struct tarkv *t, int argc, char **argv)
 static const struct command {
 	const char *name, *args;
 	int (*run)(struct tarkv *t, int argc, char **argv);
+	bool writes; /* opens the source for writing */
 } commands[] = {
-	{ "ls", "[-l] [-R] [--json] [PATH]", cmd_ls },
-	{ "stat", "[--json] PATH", cmd_stat },
-	{ "cat", "PATH...", cmd_cat },
-	{ "get-partial", "PATH OFFSET LENGTH", cmd_get_partial },
-	{ "exists", "PATH", cmd_exists },
-	{ "size", "PATH", cmd_size },
-	{ "digest", "PATH...", cmd_digest },
-	{ "last-modified", "PATH", cmd_last_modified },
-	{ "find", "[--json] [PATTERN]", cmd_find },
-	{ "extract", "PATH DEST", cmd_extract },
-	{ "info", "", cmd_info },
-	{ "make-seekable", "", cmd_make_seekable },
+	{ "ls", "[-l] [-R] [--json] [PATH]", cmd_ls, false },
+	{ "stat", "[--json] PATH", cmd_stat, false },
+	{ "cat", "PATH...", cmd_cat, false },
+	{ "get-partial", "PATH OFFSET LENGTH", cmd_get_partial, false },
+	{ "exists", "PATH", cmd_exists, false },
+	{ "size", "PATH", cmd_size, false },
+	{ "digest", "PATH...", cmd_digest, false },
+	{ "last-modified", "PATH", cmd_last_modified, false },
+	{ "find", "[--json] [PATTERN]", cmd_find, false },
+	{ "extract", "PATH DEST", cmd_extract, false },
+	{ "info", "", cmd_info, false },
+	{ "make-seekable", "", cmd_make_seekable, false },
+	{ "put", "KEY [FILE|-]", tarkv_put, true },
+	{ "put-partial", "KEY OFFSET [FILE|-]", tarkv_put_partial, true },
+	{ "allocate", "KEY SIZE", tarkv_allocate, true },
+	{ "mkdir", "KEY", tarkv_mkdir, true },
+	{ "symlink", "TARGET KEY", tarkv_symlink, true },
+	{ "link", "EXISTING KEY", tarkv_link, true },
+	{ "rm", "KEY", tarkv_rm, true },
+	{ "mv", "SRC DST", tarkv_mv, true },
 };
 
 /* ---- opening the source ---- */
@@ -655,6 +675,14 @@ static int open_source(struct tarkv *t)
 	struct tm_block *src = tm_block_open(t->source, &t->source_opts, &err);
 	if (!src) {
 		tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
+		return err.code == TM_BLOCK_READ_ONLY ? TARKV_REFUSED : TARKV_USAGE;
+	}
+	/* A writer indexes under the writer lock (kept until the change is made, kv_rw.h):
+	 * another writer's append half done is not a state to index. */
+	if (t->source_opts.read_write && tm_block_lock_writer(src, true, &err) < 0 &&
+	    err.code != TM_BLOCK_NOT_SUPPORTED) {
+		tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
+		tm_block_disconnect(src);
 		return TARKV_USAGE;
 	}
 	struct tm_archive_options o = {
@@ -702,13 +730,15 @@ static char *usage_text(void)
 	GString *s = g_string_new("SOURCE COMMAND [ARGS]\n\nCommands:\n");
 	for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
 		g_string_append_printf(s, "  %-14s%s\n", commands[i].name, commands[i].args);
-	g_string_append(s, "\nExit status: 0 success, 1 not found or false, 2 bad usage or input.");
+	g_string_append(s, "\nExit status: 0 success, 1 not found or false, 2 bad usage or input,"
+			   "\n3 refused (append-only, no space, read-only, already present).");
 	return g_string_free(s, FALSE);
 }
 
 int main(int argc, char **argv)
 {
-	struct tarkv t = { .source = "tarkv", .source_opts = { .cache = -1 } };
+	struct tarkv t = { .source = "tarkv", .source_opts = { .cache = -1 }, .opt_owner = -1,
+			   .opt_group = -1 };
 	gboolean version = FALSE, direct = FALSE, no_cache = FALSE, cache = FALSE;
 	gint partition = 0, timeout = 0;
 	gint64 offset = 0, size = 0, cache_size = 0;
@@ -743,6 +773,16 @@ int main(int argc, char **argv)
 		  "auto (from the magic bytes), none, gzip, zstd, xz, bzip2 or lz4", "FORMAT" },
 		{ "timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
 		  "NBD: fail a request after this long (default 30)", "SECONDS" },
+		{ "mode", 0, 0, G_OPTION_ARG_STRING, &t.opt_mode,
+		  "permission bits of what is written (octal; default: FILE's, or 0644, 0755)",
+		  "MODE" },
+		{ "owner", 0, 0, G_OPTION_ARG_INT64, &t.opt_owner,
+		  "owner of what is written (default: FILE's, or yours)", "UID" },
+		{ "group", 0, 0, G_OPTION_ARG_INT64, &t.opt_group,
+		  "group of what is written (default: FILE's, or yours)", "GID" },
+		{ "mtime", 0, 0, G_OPTION_ARG_STRING, &t.opt_mtime,
+		  "modification time of what is written (seconds since the epoch; default: "
+		  "FILE's, or now)", "SECONDS" },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL },
 	};
 	char *summary = usage_text();
@@ -804,6 +844,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tarkv: unknown command '%s' (try --help)\n", name);
 		goto out;
 	}
+	t.source_opts.read_write = cmd->writes;
 	if ((rc = open_source(&t)) != TARKV_OK)
 		goto out;
 	rc = cmd->run(&t, argc - first - 2, argv + first + 2);
@@ -816,7 +857,7 @@ int main(int argc, char **argv)
 		rc = TARKV_USAGE;
 	}
 	/* Like GNU tar: a damaged archive is a failure even when the command succeeded. */
-	if (rc == TARKV_OK && t.index->errors)
+	if (rc == TARKV_OK && t.index && t.index->errors)
 		rc = TARKV_USAGE;
 out:
 	tm_archive_close(t.archive);
@@ -825,5 +866,7 @@ out:
 	g_free(t.index_path);
 	g_free(compression);
 	g_free(cache_max);
+	g_free(t.opt_mode);
+	g_free(t.opt_mtime);
 	return rc;
 }

@@ -12,7 +12,9 @@
 #include "kv.h"
 
 /* Exit statuses, as documented in tarkv(1). */
-enum { TARKV_OK = 0, TARKV_FALSE = 1, TARKV_USAGE = 2 };
+enum { TARKV_OK = 0, TARKV_FALSE = 1, TARKV_USAGE = 2, TARKV_REFUSED = 3 };
+/* A command's answer to arguments it cannot take: main prints its usage. */
+#define TARKV_BADARGS (-1)
 
 struct tarkv {
 	const char *source;
@@ -27,6 +29,9 @@ struct tarkv {
 	gboolean no_index;  /* --no-index: neither read nor write an index file */
 	uint64_t index_cache_max; /* --index-cache-max or its default (tm_index_cache_max) */
 	bool index_loaded;  /* the index came from its file */
+	/* What a member written gets instead of what it would get (tarkv_write.c). */
+	char *opt_mode, *opt_mtime;
+	gint64 opt_owner, opt_group; /* -1: not given */
 };
 
 /* Print "tarkv: SOURCE: KEY: MESSAGE" (KEY may be NULL) on stderr. */
@@ -44,6 +49,18 @@ typedef void (*tarkv_walk_fn)(struct tarkv *t, uint32_t ino, const char *path, c
 			      void *ud);
 void tarkv_walk(struct tarkv *t, uint32_t dir, GString *path, size_t rel_from, tarkv_walk_fn fn,
 		void *ud);
+
+/* The commands that change the archive (tarkv_write.c), run with the source opened for
+ * writing: put KEY [FILE|-], put-partial KEY OFFSET [FILE|-], allocate KEY SIZE, mkdir KEY,
+ * symlink TARGET KEY, link EXISTING KEY, rm KEY, mv SRC DST. */
+int tarkv_put(struct tarkv *t, int argc, char **argv);
+int tarkv_put_partial(struct tarkv *t, int argc, char **argv);
+int tarkv_allocate(struct tarkv *t, int argc, char **argv);
+int tarkv_mkdir(struct tarkv *t, int argc, char **argv);
+int tarkv_symlink(struct tarkv *t, int argc, char **argv);
+int tarkv_link(struct tarkv *t, int argc, char **argv);
+int tarkv_rm(struct tarkv *t, int argc, char **argv);
+int tarkv_mv(struct tarkv *t, int argc, char **argv);
 
 /* extract PATH DEST: recreate PATH's subtree under the existing directory DEST as
  * `tar -xf ARCHIVE -C DEST PATH` would. */

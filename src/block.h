@@ -239,7 +239,8 @@ static inline int tm_block_flush(struct tm_block *b, struct tm_block_error *err)
  * device share one lock.  wait: block until the lock is free, else fail at once with
  * TM_BLOCK_LOCKED.  A source opened read-only gives TM_BLOCK_READ_ONLY; one that has no
  * lock (an NBD export) TM_BLOCK_NOT_SUPPORTED, which a caller may take as "proceed, but
- * warn".  Taking it again while holding it succeeds. */
+ * warn".  Taking it again while holding it succeeds.  Once it is taken, get_info gives the
+ * source as it is then (another writer may have grown it while this one waited). */
 int tm_block_lock_writer(struct tm_block *b, bool wait, struct tm_block_error *err);
 void tm_block_unlock_writer(struct tm_block *b);
 

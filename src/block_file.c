@@ -161,7 +161,19 @@ static int file_lock_writer(struct tm_block *b, bool wait, struct tm_block_error
 	struct block_file *f = (struct block_file *)b;
 	if (!f->rw)
 		return tm_block_fail(err, TM_BLOCK_READ_ONLY, 0, "opened read-only");
-	return tm_block_ofd_lock(f->fd, wait, err);
+	if (tm_block_ofd_lock(f->fd, wait, err) < 0)
+		return -1;
+	/* Another writer may have changed the file while we waited: what it is now is the
+	 * version this holder of the lock starts from (its size, and what changed() compares
+	 * against). */
+	struct stat st;
+	pthread_mutex_lock(&f->lock);
+	if (fstat(f->fd, &st) == 0) {
+		f->opened = st;
+		atomic_store_explicit(&f->size, (uint64_t)st.st_size, memory_order_release);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return 0;
 }
 
 static void file_unlock_writer(struct tm_block *b)

@@ -86,7 +86,10 @@ static struct tm_index *load_saved(struct tm_archive *a, struct tm_block **src,
 static struct tm_index *extend_earlier(struct tm_archive *a, struct tm_block *src,
 				       const struct tm_index_options *iopts)
 {
-	if (a->format != TM_DECOMP_NONE || !a->source_path || !a->index_path)
+	/* Only a regular file as a whole grows that way (a device or a window of one is
+	 * written by us, and we save its index as we go); its path names it alone. */
+	if (a->format != TM_DECOMP_NONE || !a->source_path || !a->index_path ||
+	    strcmp(src->ops->name, "file"))
 		return NULL;
 	char **paths;
 	if (a->in_cache) {

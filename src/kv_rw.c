@@ -424,28 +424,29 @@ out:
 	return rc;
 }
 
-int tm_kv_rw_set(struct tm_kv_rw *rw, const char *key, uint64_t size, tm_kv_rw_source src,
-		 void *ud, const struct tm_kv_rw_attr *a, struct tm_kv_error *err)
+/* A regular file of size bytes from src (NULL: zeros). */
+static int add_file(struct tm_kv_rw *rw, const char *key, uint64_t size, tm_kv_rw_source src,
+		    void *ud, bool replace, const struct tm_kv_rw_attr *a, struct tm_kv_error *err)
 {
+	if (size > INT64_MAX)
+		return refuse(err, TM_KV_INVALID, "%s: too large", key);
 	struct piece p = { .src = src, .ud = ud };
 	p.d.type = TM_TAR_REG;
 	desc_attr(&p.d, a, 0644);
 	p.d.size = (int64_t)size;
-	if (size > INT64_MAX)
-		return refuse(err, TM_KV_INVALID, "%s: too large", key);
-	return add_one(rw, key, &p, true, a, err);
+	return add_one(rw, key, &p, replace, a, err);
+}
+
+int tm_kv_rw_set(struct tm_kv_rw *rw, const char *key, uint64_t size, tm_kv_rw_source src,
+		 void *ud, const struct tm_kv_rw_attr *a, struct tm_kv_error *err)
+{
+	return add_file(rw, key, size, src, ud, true, a, err);
 }
 
 int tm_kv_rw_allocate(struct tm_kv_rw *rw, const char *key, uint64_t size,
 		      const struct tm_kv_rw_attr *a, struct tm_kv_error *err)
 {
-	struct piece p = { 0 };
-	p.d.type = TM_TAR_REG;
-	desc_attr(&p.d, a, 0644);
-	p.d.size = (int64_t)size;
-	if (size > INT64_MAX)
-		return refuse(err, TM_KV_INVALID, "%s: too large", key);
-	return add_one(rw, key, &p, false, a, err);
+	return add_file(rw, key, size, NULL, NULL, false, a, err);
 }
 
 int tm_kv_rw_mkdir(struct tm_kv_rw *rw, const char *key, const struct tm_kv_rw_attr *a,

@@ -289,7 +289,7 @@ static int put(struct tm_kv_rw *rw, const void *buf, size_t len, uint64_t off,
 static int flush(struct tm_kv_rw *rw, struct tm_kv_error *err)
 {
 	struct tm_block_error be;
-	if (tm_block_flush(rw->b, &be) < 0)
+	if (!rw->o.no_flush && tm_block_flush(rw->b, &be) < 0)
 		return block_failed(err, &be);
 	return 0;
 }

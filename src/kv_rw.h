@@ -36,6 +36,10 @@ struct tm_kv_rw_options {
 	 * index before another writer changes the archive again); the index must have been
 	 * made under it. */
 	bool caller_locked;
+	/* Do not flush: the order of writes still holds for readers and for a writer that is
+	 * killed (the kernel keeps what was written), not across a power loss, as with tar -r.
+	 * For bulk jobs that make an archive they can make again. */
+	bool no_flush;
 	struct tm_index_options index;   /* for reading back what is appended */
 };
 

@@ -780,6 +780,9 @@ int main(int argc, char **argv)
 		  "owner of what is written (default: FILE's, or yours)", "UID" },
 		{ "group", 0, 0, G_OPTION_ARG_INT64, &t.opt_group,
 		  "group of what is written (default: FILE's, or yours)", "GID" },
+		{ "no-sync", 0, 0, G_OPTION_ARG_NONE, &t.no_sync,
+		  "do not flush writes to storage (a killed tarkv still leaves a whole archive, "
+		  "a power loss may not)", NULL },
 		{ "mtime", 0, 0, G_OPTION_ARG_STRING, &t.opt_mtime,
 		  "modification time of what is written (seconds since the epoch; default: "
 		  "FILE's, or now)", "SECONDS" },

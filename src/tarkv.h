@@ -32,6 +32,7 @@ struct tarkv {
 	/* What a member written gets instead of what it would get (tarkv_write.c). */
 	char *opt_mode, *opt_mtime;
 	gint64 opt_owner, opt_group; /* -1: not given */
+	gboolean no_sync;            /* --no-sync: writes not flushed (kv_rw.h, no_flush) */
 };
 
 /* Print "tarkv: SOURCE: KEY: MESSAGE" (KEY may be NULL) on stderr. */

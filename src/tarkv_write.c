@@ -23,7 +23,10 @@
 static struct tm_kv_rw *open_rw(struct tarkv *t, int *rc)
 {
 	struct tm_kv_error err;
-	struct tm_kv_rw_options o = { .caller_locked = true }; /* open_source took it */
+	struct tm_kv_rw_options o = {
+		.caller_locked = true, /* open_source took it */
+		.no_flush = t->no_sync,
+	};
 	struct tm_index *idx = t->archive->index;
 	t->archive->index = NULL;
 	t->index = NULL;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <isa-l/crc.h>
+#include <isa-l/igzip_lib.h>
 #include <zlib.h>
 
 #include "decomp_codec.h"
@@ -365,36 +366,47 @@ static int gz_next_unit(struct tm_decomp *d, struct tm_cin *in, struct tm_unit *
 	return 1;
 }
 
+/* A run of BGZF members, whole, with ISA-L's inflate (about twice zlib's speed here), which
+ * reads each member's gzip header and checks its CRC and size. */
 static ssize_t gz_decode_unit(struct tm_decomp *d, const struct tm_unit *u, uint8_t *out,
 			      struct tm_block_error *err)
 {
 	uint8_t *in = g_try_malloc(u->clen ? u->clen : 1);
-	if (!in)
-		return tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+	struct inflate_state *st = g_try_new(struct inflate_state, 1);
 	ssize_t rc = -1;
-	z_stream z = { 0 };
-	if (tm_block_pread(tm_decomp_inner(d), in, u->clen, u->at.coff, err) < 0 ||
-	    inflateInit2(&z, 31) != Z_OK) {
-		g_free(in);
-		return err->code ? -1 : tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+	if (!in || !st) {
+		tm_block_fail(err, TM_BLOCK_IO, ENOMEM, NULL);
+		goto out;
 	}
-	z.next_in = in;
-	z.avail_in = (uInt)u->clen;
-	z.next_out = out;
-	z.avail_out = (uInt)u->ulen;
+	if (tm_block_pread(tm_decomp_inner(d), in, u->clen, u->at.coff, err) < 0)
+		goto out;
+	isal_inflate_init(st);
+	st->next_in = in;
+	st->avail_in = (uint32_t)u->clen;
+	st->next_out = out;
+	st->avail_out = (uint32_t)u->ulen;
 	for (;;) { /* member after member */
-		int ret = inflate(&z, Z_FINISH);
-		if (ret == Z_STREAM_END && z.avail_in == 0) {
-			rc = (ssize_t)(u->ulen - z.avail_out);
+		st->crc_flag = ISAL_GZIP;
+		int ret = isal_inflate(st);
+		if (ret != ISAL_DECOMP_OK || st->block_state != ISAL_BLOCK_FINISH) {
+			tm_decomp_corrupt(d, err, u->at.coff + (u->clen - st->avail_in), "%s",
+					  ret == ISAL_INCORRECT_CHECKSUM ? "CRC mismatch"
+					  : ret == ISAL_DECOMP_OK ? "member longer than it says"
+								  : "corrupt member");
 			break;
 		}
-		if (ret != Z_STREAM_END || inflateReset(&z) != Z_OK) {
-			tm_decomp_corrupt(d, err, u->at.coff + (u->clen - z.avail_in), "%s",
-					  z.msg ? z.msg : "corrupt member");
+		if (st->avail_in == 0) {
+			rc = (ssize_t)(u->ulen - st->avail_out);
 			break;
 		}
+		uint8_t *next_in = st->next_in, *next_out = st->next_out;
+		uint32_t avail_in = st->avail_in, avail_out = st->avail_out;
+		isal_inflate_reset(st);
+		st->next_in = next_in, st->avail_in = avail_in;
+		st->next_out = next_out, st->avail_out = avail_out;
 	}
-	inflateEnd(&z);
+out:
+	g_free(st);
 	g_free(in);
 	return rc;
 }

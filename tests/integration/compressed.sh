@@ -450,7 +450,7 @@ done
 note "5a done at $(elapsed) s"
 
 # 5b. a flipped byte in the middle
-for spec in gz6:BIG zst3:BIG xz6:MID xz-bs1M:MID bz2:MID lz4:BIG lz4-B4:BIG; do
+for spec in gz6:BIG bgzip:BIG zst3:BIG xz6:MID xz-bs1M:MID bz2:MID lz4:BIG lz4-B4:BIG; do
 	n=${spec%%:*} tree=${spec#*:}
 	src=${ZFILE[$n]}
 	[ -n "$src" ] || continue

@@ -31,6 +31,8 @@ struct tm_fs {
 	/* Called once, by the first request after INIT (the kernel has then taken the INIT
 	 * reply); NULL for nothing. */
 	void (*first_request)(void *ud);
+	/* Fills the kernel's cache ahead of readers (fuse_fill.h), or NULL. */
+	struct tm_fill *fill;
 	void *first_request_ud;
 	atomic_bool first_done;
 	/* Reports a backend failure (once daemonised: to syslog). */

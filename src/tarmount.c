@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "fuse_fill.h"
 #include "fuse_ops.h"
 
 struct options {
@@ -36,6 +37,7 @@ struct options {
 	char *index_cache_max;
 	int noindex;
 	int no_copy;    /* -o noseekable_copy */
+	int nofill;     /* -o nofill */
 	int64_t uid, gid;
 	int umask;
 	int quiet;
@@ -75,6 +77,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("compression=%s", compression_name, 0),
 	OPT("noindex", noindex, 1),
 	OPT("noseekable_copy", no_copy, 1),
+	OPT("nofill", nofill, 1),
 	OPT("readahead=%d", readahead, 0),
 	OPT("-h", show_help, 1),
 	OPT("--help", show_help, 1),
@@ -253,6 +256,8 @@ static void usage(const char *prog)
 	       "    -o noindex             neither read nor write an index file\n"
 	       "    -o noseekable_copy     do not make a seekable copy of a compressed stream\n"
 	       "                           that seeks badly (one zstd frame, one xz block)\n"
+	       "    -o nofill              do not fill the kernel's cache with a directory's\n"
+	       "                           small files when one of them is first read\n"
 	       "    -o index_cache_max=SIZE  cap on ~/.cache/tarmount, pruned when an index\n"
 	       "                           is saved there: K, M, G suffixes; 0: no cap (default\n"
 	       "                           $" TM_INDEX_CACHE_ENV " or 1G, at most 1/10 of the disk)\n"
@@ -556,6 +561,7 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&args, &tm_fuse_ops, sizeof tm_fuse_ops, &fs);
 	if (!se)
 		goto out_index;
+	fs.fill = o.nofill ? NULL : tm_fill_new(&fs, se);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
@@ -574,6 +580,7 @@ int main(int argc, char **argv)
 		.copy = archive->copy_path && !archive->copy_used && !o.no_copy,
 	};
 	GThread *saver = bg.save || bg.copy ? thread_new("background", background, &bg) : NULL;
+	GThread *filler = fs.fill ? thread_new("fill", tm_fill_run, fs.fill) : NULL;
 	/* Unless asked: reads spliced from the source's descriptor (a file, a device read
 	 * through the page cache) are fastest in the kernel's 128 KiB requests (measured here:
 	 * 1 MiB ones take twice as long); reads we copy (NBD, O_DIRECT, the cache) gain from
@@ -600,6 +607,10 @@ int main(int argc, char **argv)
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	if (filler) {
+		tm_fill_stop(fs.fill);
+		g_thread_join(filler);
+	}
 	if (saver) {
 		if (bg.copy)
 			tm_decomp_copy_cancel(block);
@@ -613,6 +624,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
+	tm_fill_free(fs.fill);
 out_index:
 	tm_archive_close(archive);
 out_args:

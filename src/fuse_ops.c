@@ -347,7 +347,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	struct tm_kv_error err;
-	ssize_t n = tm_kv_read(&fs->kv, i, buf, size, (uint64_t)off, &err);
+	const struct tm_kv *kv = &fs->kv;
+	if (fs->uncached && size >= FUSE_UNCACHED_READ)
+		kv = fs->uncached;
+	ssize_t n = tm_kv_read(kv, i, buf, size, (uint64_t)off, &err);
 	if (n < 0) {
 		char msg[300];
 		fs->log_error("%s: read failed: %s", fs->block->source,

@@ -374,6 +374,16 @@ static void compression_advice(const struct options *o, const struct tm_archive 
 		    st.points == 1 ? "" : "s", st.max_gap >> 20, until, advice);
 }
 
+/* Whether reads go through a cache: tm_block_open's rule for tm_block_options.cache. */
+static bool want_cache(const struct options *o)
+{
+	struct stat st;
+	if (o->cache || o->nocache)
+		return o->cache && !o->nocache;
+	return tm_block_is_nbd_uri(o->source) ||
+	       (o->src.direct && stat(o->source, &st) == 0 && S_ISBLK(st.st_mode));
+}
+
 /* Check the mountpoint before any work, for a clear message. */
 static bool mountpoint_ok(const char *mp)
 {
@@ -478,13 +488,23 @@ int main(int argc, char **argv)
 
 	struct tm_block_error berr;
 	char msg[300];
-	o.src.cache = o.nocache ? 0 : o.cache ? 1 : -1;
-	block = tm_block_open(o.source, &o.src, &berr);
+	/* The cache goes on here rather than in tm_block_open (by the same rule: asked for, or
+	 * by default for NBD and O_DIRECT devices), so that large reads can go around it
+	 * (tm_fs.uncached). */
+	struct tm_block_options bopts = o.src;
+	bopts.cache = 0;
+	block = tm_block_open(o.source, &bopts, &berr);
 	if (!block) {
 		fprintf(stderr, "tarmount: %s: %s\n", o.source,
 			tm_block_strerror(&berr, msg, sizeof msg));
 		goto out_args;
 	}
+	struct tm_block *uncached = NULL;
+	if (want_cache(&o)) {
+		uncached = block;
+		block = tm_block_cache_new(block, o.src.cache_size ? o.src.cache_size : 64u << 20);
+	}
+	struct tm_block *opened = block;
 	struct progress prog = { .enabled = !o.quiet && isatty(2) };
 	clock_gettime(CLOCK_MONOTONIC, &prog.start);
 	/* A saved index is used when current; a new one is saved by a thread once the mount
@@ -520,6 +540,8 @@ int main(int argc, char **argv)
 	}
 	index = archive->index;
 	block = archive->data;
+	if (block != opened) /* a decompressor over the cache: every read needs it */
+		uncached = NULL;
 	if (archive->loaded && (index->errors || index->warnings) && !o.quiet)
 		fprintf(stderr, "tarmount: %s: warning: %u errors and %u warnings when the archive "
 				"was indexed (-o noindex shows them)\n", o.source, index->errors,
@@ -558,6 +580,10 @@ int main(int argc, char **argv)
 	fs.has_xattrs = index->has_xattrs;
 	tm_index_on_damage(index, index_damaged, archive);
 	tm_kv_init(&fs.kv, index, block);
+	if (uncached) {
+		tm_kv_init(&fs.kv_uncached, index, uncached);
+		fs.uncached = &fs.kv_uncached;
+	}
 	se = fuse_session_new(&args, &tm_fuse_ops, sizeof tm_fuse_ops, &fs);
 	if (!se)
 		goto out_index;

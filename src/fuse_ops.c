@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
+#include "fuse_fill.h"
 #include "fuse_ops.h"
 
 /* The longest name the kernel's FUSE client passes (FUSE_NAME_MAX). */
@@ -247,16 +248,22 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			if (k < 2) /* no lookup count for dot entries */
 				e.ino = tm_fuse_ino(child), e.entry_timeout = 0;
 			len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, k + 1);
+			if (k >= 2 && S_ISREG(e.attr.st_mode))
+				tm_fill_listed(fs->fill, dir, child);
 		} else {
 			/* tm_index_child checked the inode it names. */
 			struct stat st = { .st_ino = tm_fuse_ino(child),
 					   .st_mode = tm_index_inode(fs->index, child)->mode };
 			len = fuse_add_direntry(req, buf + used, size - used, name, &st, k + 1);
+			if (k >= 2 && S_ISREG(st.st_mode))
+				tm_fill_listed(fs->fill, dir, child);
 		}
 		if (len > size - used)
 			break;
 		used += len;
 	}
+	if (!damaged && used == 0)
+		tm_fill_listed_all(fs->fill, dir);
 	/* What comes before the damage is served; the next call, from there, fails. */
 	if (damaged && used == 0)
 		fuse_reply_err(req, EIO);
@@ -321,6 +328,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return (void)fuse_reply_buf(req, NULL, 0);
 	if (size > in->size - (uint64_t)off)
 		size = (size_t)(in->size - (uint64_t)off);
+	tm_fill_read(fs->fill, i, (uint64_t)off, size);
 
 	/* Contiguous member of a file-backed source: let libfuse splice from the archive. */
 	int fd;
@@ -344,7 +352,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	struct tm_kv_error err;
-	ssize_t n = tm_kv_read(&fs->kv, i, buf, size, (uint64_t)off, &err);
+	const struct tm_kv *kv = &fs->kv;
+	if (fs->uncached && size >= FUSE_UNCACHED_READ)
+		kv = fs->uncached;
+	ssize_t n = tm_kv_read(kv, i, buf, size, (uint64_t)off, &err);
 	if (n < 0) {
 		char msg[300];
 		fs->log_error("%s: read failed: %s", fs->block->source,

@@ -16,6 +16,11 @@
  * first_done). */
 struct tm_fs {
 	struct tm_kv kv;
+	/* The same over the source without its block cache, for reads of FUSE_UNCACHED_READ
+	 * bytes and more (a sequential reader's: the kernel caches them anyway, and the cache
+	 * would copy them twice and read them one request at a time); NULL: none. */
+	struct tm_kv kv_uncached;
+	const struct tm_kv *uncached;
 	const struct tm_index *index;
 	struct tm_block *block;
 	int64_t uid, gid;     /* -o uid=/gid= overrides, or -1 */
@@ -31,11 +36,15 @@ struct tm_fs {
 	/* Called once, by the first request after INIT (the kernel has then taken the INIT
 	 * reply); NULL for nothing. */
 	void (*first_request)(void *ud);
+	/* Fills the kernel's cache ahead of readers (fuse_fill.h), or NULL. */
+	struct tm_fill *fill;
 	void *first_request_ud;
 	atomic_bool first_done;
 	/* Reports a backend failure (once daemonised: to syslog). */
 	void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 };
+
+#define FUSE_UNCACHED_READ (256u * 1024)
 
 extern const struct fuse_lowlevel_ops tm_fuse_ops;
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct tm_tar_reader {
 	uint8_t *win;            /* readahead window: device bytes [win_off, win_off + win_len) */
 	uint64_t win_off;
 	size_t win_len;
+	int fd;                  /* the source's descriptor (tm_block_get_fd), or -1 */
 
 	/* Extension state carried to the next member. */
 	struct tm_pax global, local;
@@ -74,6 +76,17 @@ struct tm_tar_reader *tm_tar_reader_new(struct tm_block *b, tm_tar_diag_fn fn, v
 	r->dev_size = info.size_bytes ? info.size_bytes : info.size_sectors * info.sector_size;
 	r->size_pending = info.size_pending;
 	r->win = g_malloc(READAHEAD);
+	/* The file backend advises its descriptor POSIX_FADV_RANDOM, for the mount's reads of
+	 * members; a scan only goes forward, and on a cold page cache the kernel's read-ahead
+	 * (doubled by SEQUENTIAL) brings the headers of small members in with large reads in
+	 * flight instead of one synchronous window read after another: the Linux tarball's
+	 * scan 3.5 s -> 1.0 s here, GNU tar -t 1.7 s.  The advice covers the whole open file
+	 * (Linux ignores the range); tm_tar_reader_free gives RANDOM back. */
+	uint64_t base;
+	if (!tm_block_get_fd(b, &r->fd, &base))
+		r->fd = -1;
+	else
+		posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	tm_pax_init(&r->global);
 	tm_pax_init(&r->local);
 	r->sparse = g_array_new(FALSE, FALSE, sizeof(struct tm_tar_sparse_chunk));
@@ -113,6 +126,8 @@ void tm_tar_reader_free(struct tm_tar_reader *r)
 	tm_pax_clear(&r->global);
 	g_array_unref(r->sparse);
 	g_free(r->win);
+	if (r->fd >= 0)
+		posix_fadvise(r->fd, 0, 0, POSIX_FADV_RANDOM);
 	g_free(r);
 }
 

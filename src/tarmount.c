@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "fuse_fill.h"
 #include "fuse_ops.h"
 
 struct options {
@@ -36,6 +37,7 @@ struct options {
 	char *index_cache_max;
 	int noindex;
 	int no_copy;    /* -o noseekable_copy */
+	int nofill;     /* -o nofill */
 	int64_t uid, gid;
 	int umask;
 	int quiet;
@@ -75,6 +77,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("compression=%s", compression_name, 0),
 	OPT("noindex", noindex, 1),
 	OPT("noseekable_copy", no_copy, 1),
+	OPT("nofill", nofill, 1),
 	OPT("readahead=%d", readahead, 0),
 	OPT("-h", show_help, 1),
 	OPT("--help", show_help, 1),
@@ -253,6 +256,8 @@ static void usage(const char *prog)
 	       "    -o noindex             neither read nor write an index file\n"
 	       "    -o noseekable_copy     do not make a seekable copy of a compressed stream\n"
 	       "                           that seeks badly (one zstd frame, one xz block)\n"
+	       "    -o nofill              do not fill the kernel's cache with a directory's\n"
+	       "                           small files when one of them is first read\n"
 	       "    -o index_cache_max=SIZE  cap on ~/.cache/tarmount, pruned when an index\n"
 	       "                           is saved there: K, M, G suffixes; 0: no cap (default\n"
 	       "                           $" TM_INDEX_CACHE_ENV " or 1G, at most 1/10 of the disk)\n"
@@ -369,6 +374,16 @@ static void compression_advice(const struct options *o, const struct tm_archive 
 		    st.points == 1 ? "" : "s", st.max_gap >> 20, until, advice);
 }
 
+/* Whether reads go through a cache: tm_block_open's rule for tm_block_options.cache. */
+static bool want_cache(const struct options *o)
+{
+	struct stat st;
+	if (o->cache || o->nocache)
+		return o->cache && !o->nocache;
+	return tm_block_is_nbd_uri(o->source) ||
+	       (o->src.direct && stat(o->source, &st) == 0 && S_ISBLK(st.st_mode));
+}
+
 /* Check the mountpoint before any work, for a clear message. */
 static bool mountpoint_ok(const char *mp)
 {
@@ -473,13 +488,23 @@ int main(int argc, char **argv)
 
 	struct tm_block_error berr;
 	char msg[300];
-	o.src.cache = o.nocache ? 0 : o.cache ? 1 : -1;
-	block = tm_block_open(o.source, &o.src, &berr);
+	/* The cache goes on here rather than in tm_block_open (by the same rule: asked for, or
+	 * by default for NBD and O_DIRECT devices), so that large reads can go around it
+	 * (tm_fs.uncached). */
+	struct tm_block_options bopts = o.src;
+	bopts.cache = 0;
+	block = tm_block_open(o.source, &bopts, &berr);
 	if (!block) {
 		fprintf(stderr, "tarmount: %s: %s\n", o.source,
 			tm_block_strerror(&berr, msg, sizeof msg));
 		goto out_args;
 	}
+	struct tm_block *uncached = NULL;
+	if (want_cache(&o)) {
+		uncached = block;
+		block = tm_block_cache_new(block, o.src.cache_size ? o.src.cache_size : 64u << 20);
+	}
+	struct tm_block *opened = block;
 	struct progress prog = { .enabled = !o.quiet && isatty(2) };
 	clock_gettime(CLOCK_MONOTONIC, &prog.start);
 	/* A saved index is used when current; a new one is saved by a thread once the mount
@@ -515,6 +540,8 @@ int main(int argc, char **argv)
 	}
 	index = archive->index;
 	block = archive->data;
+	if (block != opened) /* a decompressor over the cache: every read needs it */
+		uncached = NULL;
 	if (archive->loaded && (index->errors || index->warnings) && !o.quiet)
 		fprintf(stderr, "tarmount: %s: warning: %u errors and %u warnings when the archive "
 				"was indexed (-o noindex shows them)\n", o.source, index->errors,
@@ -553,9 +580,14 @@ int main(int argc, char **argv)
 	fs.has_xattrs = index->has_xattrs;
 	tm_index_on_damage(index, index_damaged, archive);
 	tm_kv_init(&fs.kv, index, block);
+	if (uncached) {
+		tm_kv_init(&fs.kv_uncached, index, uncached);
+		fs.uncached = &fs.kv_uncached;
+	}
 	se = fuse_session_new(&args, &tm_fuse_ops, sizeof tm_fuse_ops, &fs);
 	if (!se)
 		goto out_index;
+	fs.fill = o.nofill ? NULL : tm_fill_new(&fs, se);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
@@ -574,6 +606,7 @@ int main(int argc, char **argv)
 		.copy = archive->copy_path && !archive->copy_used && !o.no_copy,
 	};
 	GThread *saver = bg.save || bg.copy ? thread_new("background", background, &bg) : NULL;
+	GThread *filler = fs.fill ? thread_new("fill", tm_fill_run, fs.fill) : NULL;
 	/* Unless asked: reads spliced from the source's descriptor (a file, a device read
 	 * through the page cache) are fastest in the kernel's 128 KiB requests (measured here:
 	 * 1 MiB ones take twice as long); reads we copy (NBD, O_DIRECT, the cache) gain from
@@ -600,6 +633,10 @@ int main(int argc, char **argv)
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	if (filler) {
+		tm_fill_stop(fs.fill);
+		g_thread_join(filler);
+	}
 	if (saver) {
 		if (bg.copy)
 			tm_decomp_copy_cancel(block);
@@ -613,6 +650,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
+	tm_fill_free(fs.fill);
 out_index:
 	tm_archive_close(archive);
 out_args:

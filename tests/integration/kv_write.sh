@@ -31,7 +31,7 @@ need_tarkv
 LOOPS=()
 MOUNTED=()
 make_tmp
-trap 'for m in "${MOUNTED[@]}"; do umount -l "$m"; done; for d in "${LOOPS[@]}"; do losetup -d "$d"; done; servers_cleanup; cleanup' EXIT
+trap 'for m in "${MOUNTED[@]}"; do umount -l "$m"; done; for d in "${LOOPS[@]}"; do [ -n "$d" ] && losetup -d "$d" 2>/dev/null; done; servers_cleanup; cleanup' EXIT
 umask 022
 private_cache
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -48,11 +48,10 @@ lists() {
 	done
 	ok "$what: GNU tar lists it"
 }
+# loop ARGS...: a loop device in $dev, detached on exit (not in a subshell: LOOPS is ours)
 loop() {
-	local dev
 	dev=$(losetup -f --show "$@") || { fail "losetup $*"; return 1; }
 	LOOPS+=("$dev")
-	echo "$dev"
 }
 
 # ---- 1. random operations ---------------------------------------------------------------
@@ -89,7 +88,7 @@ expect_rc 3 "2. put into a compressed archive"
 expect_err_match 'read-only.*compressed' "2. says a compressed archive cannot be written"
 unchanged "2. compressed" "$T/r.tar.gz" "$T/gz.copy"
 truncate -s 1M "$T/ro.img" && dd if="$T/r.tar" of="$T/ro.img" conv=notrunc status=none
-if dev=$(loop -r "$T/ro.img"); then
+if loop -r "$T/ro.img"; then
 	tk "$dev" put new - <<<x
 	expect_rc 3 "2. put on a read-only device"
 	expect_err_match 'read-only' "2. a read-only device says so"
@@ -129,7 +128,7 @@ lists "3. after the kills" "$T/k.tar" after "${acked[@]}"
 
 # ---- 4. devices, windows, NBD ------------------------------------------------------------
 truncate -s 16M "$T/d4096.img" && dd if="$T/r.tar" of="$T/d4096.img" conv=notrunc status=none
-if dev=$(loop --sector-size 4096 "$T/d4096.img"); then
+if loop --sector-size 4096 "$T/d4096.img"; then
 	printf 'through a 4096-byte-sector device\n' >"$T/v"
 	tk "$dev" put dev/v "$T/v"
 	expect_rc 0 "4. put on a 4096-byte-sector loop device"
@@ -174,7 +173,7 @@ fi
 # ---- 5. no space ------------------------------------------------------------------------
 truncate -s 65536 "$T/small.img" && dd if="$T/r.tar" of="$T/small.img" conv=notrunc status=none
 cp "$T/small.img" "$T/small.copy"
-if dev=$(loop "$T/small.img"); then
+if loop "$T/small.img"; then
 	tk "$dev" put big "$T/big"
 	expect_rc 3 "5. a device too small"
 	expect_err_match 'no space left' "5. says no space"

@@ -294,6 +294,13 @@ static int flush(struct tm_kv_rw *rw, struct tm_kv_error *err)
 	return 0;
 }
 
+/* Write and make durable before going on: each in-place change's steps. */
+static int put_durable(struct tm_kv_rw *rw, const void *buf, size_t len, uint64_t off,
+		       struct tm_kv_error *err)
+{
+	return put(rw, buf, len, off, err) < 0 ? -1 : flush(rw, err);
+}
+
 /* A value's bytes from its source (or zeros) to off. */
 static int put_value(struct tm_kv_rw *rw, const struct piece *p, uint64_t off,
 		     struct tm_kv_error *err)
@@ -358,7 +365,7 @@ static int append(struct tm_kv_rw *rw, GArray *ps, struct tm_kv_error *err)
 	if (put(rw, zeros, TM_TAR_END_SIZE, at, err) < 0 || flush(rw, err) < 0)
 		goto undo;
 	/* The one write that makes it all visible. */
-	if (put(rw, hdrs->pdata[0], TM_TAR_BLOCK, end, err) < 0 || flush(rw, err) < 0)
+	if (put_durable(rw, hdrs->pdata[0], TM_TAR_BLOCK, end, err) < 0)
 		goto out;
 	struct tm_block_error be;
 	struct tm_index *idx = tm_index_build_resume(rw->idx, rw->b, &rw->o.index, &be);
@@ -529,7 +536,7 @@ int tm_kv_rw_set_partial(struct tm_kv_rw *rw, const char *key, uint64_t off, con
 		refuse(err, TM_KV_INVALID, "%s: bytes %llu to %llu are past its size (%llu): "
 		       "set_partial stays within a value", path, (unsigned long long)off,
 		       (unsigned long long)(off + len), (unsigned long long)in->size);
-	} else if (put(rw, data, len, in->offset + off, err) == 0 && flush(rw, err) == 0) {
+	} else if (put_durable(rw, data, len, in->offset + off, err) == 0) {
 		rw->changed = true;
 		rc = 0;
 	}
@@ -649,9 +656,8 @@ int tm_kv_rw_remove(struct tm_kv_rw *rw, const char *key, struct tm_kv_error *er
 	}
 	/* The first zero block ends the archive there; the second completes the marker. */
 	static const uint8_t zeros[TM_TAR_BLOCK];
-	if (put(rw, zeros, TM_TAR_BLOCK, last.header, err) < 0 || flush(rw, err) < 0 ||
-	    put(rw, zeros, TM_TAR_BLOCK, last.header + TM_TAR_BLOCK, err) < 0 ||
-	    flush(rw, err) < 0)
+	if (put_durable(rw, zeros, TM_TAR_BLOCK, last.header, err) < 0 ||
+	    put_durable(rw, zeros, TM_TAR_BLOCK, last.header + TM_TAR_BLOCK, err) < 0)
 		goto out;
 	adopt(rw, after);
 	after = NULL;
@@ -787,7 +793,7 @@ int tm_kv_rw_rename(struct tm_kv_rw *rw, const char *src, const char *dst,
 		refuse(err, TM_KV_INVALID, "%s: %s", to, why);
 		goto out;
 	}
-	if (put(rw, h, sizeof h, n.header, err) < 0 || flush(rw, err) < 0)
+	if (put_durable(rw, h, sizeof h, n.header, err) < 0)
 		goto out;
 	adopt(rw, after);
 	after = NULL;

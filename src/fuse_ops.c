@@ -18,7 +18,7 @@
 #define FUSE_NAME_LIMIT 1024
 
 /* Every operation but init starts here. */
-static struct tm_fs *fs_of(fuse_req_t req)
+struct tm_fs *tm_fuse_fs(fuse_req_t req)
 {
 	struct tm_fs *fs = fuse_req_userdata(req);
 	if (fs->first_request && !atomic_load_explicit(&fs->first_done, memory_order_acquire) &&
@@ -26,6 +26,7 @@ static struct tm_fs *fs_of(fuse_req_t req)
 		fs->first_request(fs->first_request_ud);
 	return fs;
 }
+#define fs_of tm_fuse_fs
 
 int tm_fuse_errno(const struct tm_kv_error *err)
 {
@@ -53,8 +54,7 @@ static uint32_t index_ino(const struct tm_fs *fs, fuse_ino_t ino)
 	return (uint32_t)(ino - 1);
 }
 
-/* False when the inode is damaged (the index's hook has said so: the caller replies EIO). */
-static bool fill_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st)
+bool tm_fuse_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st)
 {
 	const struct tm_inode *in = tm_index_inode(fs->index, ino);
 	const struct tm_index_sparse *map;
@@ -87,6 +87,7 @@ static bool fill_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st)
 	st->st_ctim = st->st_mtim;
 	return true;
 }
+#define fill_stat tm_fuse_stat
 
 /* Refuse to serve from a source rewritten under us: its bytes no longer match the index. */
 static bool source_stale(fuse_req_t req, const struct tm_fs *fs)

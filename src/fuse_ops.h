@@ -9,8 +9,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "kv.h"
+
+struct tm_rw;
 
 /* What the operations read; set up before the session starts, read-only afterwards (but
  * first_done). */
@@ -40,6 +43,8 @@ struct tm_fs {
 	struct tm_fill *fill;
 	void *first_request_ud;
 	atomic_bool first_done;
+	/* A read-write mount's overlay (fuse_rw.h), or NULL. */
+	struct tm_rw *rw;
 	/* Reports a backend failure (once daemonised: to syslog). */
 	void (*log_error)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 };
@@ -50,6 +55,13 @@ extern const struct fuse_lowlevel_ops tm_fuse_ops;
 
 /* FUSE inode numbers are index inodes + 1, so that the root (inode 0) is FUSE_ROOT_ID. */
 static inline fuse_ino_t tm_fuse_ino(uint32_t ino) { return (fuse_ino_t)ino + 1; }
+
+/* The mount a request is for; every operation but init starts with it (it runs the
+ * first_request hook). */
+struct tm_fs *tm_fuse_fs(fuse_req_t req);
+/* The attributes of index inode ino as served (after -o uid=, gid=, umask=); false when the
+ * inode is damaged (the index's hook has said so: the caller replies EIO). */
+bool tm_fuse_stat(const struct tm_fs *fs, uint32_t ino, struct stat *st);
 
 /* errno for a KV error: the one place where our errors become errno values. */
 int tm_fuse_errno(const struct tm_kv_error *err);

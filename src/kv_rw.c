@@ -20,6 +20,9 @@ struct tm_kv_rw {
 	GPtrArray *retired; /* earlier indexes, still valid for their readers until close */
 	GMutex lock;
 	bool locked, changed;
+	/* Where the archive ends now: idx->archive_end, unless raw appends (tm_kv_rw_append)
+	 * moved it past what idx knows. */
+	uint64_t end, members;
 	struct tm_kv_rw_options o;
 };
 
@@ -113,6 +116,8 @@ struct tm_kv_rw *tm_kv_rw_open(struct tm_block *b, struct tm_index *idx,
 	struct tm_kv_rw *rw = g_new0(struct tm_kv_rw, 1);
 	rw->b = b;
 	rw->idx = idx;
+	rw->end = idx->archive_end;
+	rw->members = idx->members;
 	rw->locked = locked;
 	rw->retired = g_ptr_array_new_with_free_func((GDestroyNotify)tm_index_free);
 	g_mutex_init(&rw->lock);
@@ -152,6 +157,8 @@ static void adopt(struct tm_kv_rw *rw, struct tm_index *idx)
 {
 	g_ptr_array_add(rw->retired, rw->idx);
 	rw->idx = idx;
+	rw->end = idx->archive_end;
+	rw->members = idx->members;
 	rw->changed = true;
 }
 
@@ -183,6 +190,8 @@ static bool is_dir(struct tm_kv_rw *rw, uint32_t ino)
 	const struct tm_inode *in = tm_index_inode(rw->idx, ino);
 	return in && S_ISDIR(in->mode);
 }
+
+static int reindex_locked(struct tm_kv_rw *rw, struct tm_kv_error *err);
 
 /* ---- appending ---- */
 
@@ -325,11 +334,13 @@ static int put_value(struct tm_kv_rw *rw, const struct piece *p, uint64_t off,
 	return rc;
 }
 
-/* Append the pieces, crash-safely (kv_rw.h), then read them back into the index. */
-static int append(struct tm_kv_rw *rw, GArray *ps, struct tm_kv_error *err)
+/* Append the pieces, crash-safely (kv_rw.h), then read them back into the index (read_back)
+ * or only move the end (raw appends); offs, when not NULL, gets each header's offset. */
+static int append(struct tm_kv_rw *rw, GArray *ps, bool read_back, uint64_t *offs,
+		  struct tm_kv_error *err)
 {
 	static const uint8_t zeros[TM_TAR_BLOCK * 2];
-	uint64_t end = rw->idx->archive_end, total = TM_TAR_END_SIZE;
+	uint64_t end = rw->end, total = TM_TAR_END_SIZE;
 	GPtrArray *hdrs = g_ptr_array_new_with_free_func(g_free);
 	size_t *hsize = g_new(size_t, ps->len);
 	int rc = -1;
@@ -355,6 +366,8 @@ static int append(struct tm_kv_rw *rw, GArray *ps, struct tm_kv_error *err)
 		struct piece *p = &g_array_index(ps, struct piece, i);
 		const uint8_t *h = hdrs->pdata[i];
 		size_t hs = hsize[i], skip = i == 0 ? TM_TAR_BLOCK : 0;
+		if (offs)
+			offs[i] = at;
 		if (put(rw, h + skip, hs - skip, at + skip, err) < 0 ||
 		    put_value(rw, p, at + hs, err) < 0 ||
 		    put(rw, zeros, (size_t)tm_tar_padding((uint64_t)p->d.size),
@@ -367,13 +380,20 @@ static int append(struct tm_kv_rw *rw, GArray *ps, struct tm_kv_error *err)
 	/* The one write that makes it all visible. */
 	if (put_durable(rw, hdrs->pdata[0], TM_TAR_BLOCK, end, err) < 0)
 		goto out;
+	if (!read_back) {
+		rw->end = at;
+		rw->members += ps->len;
+		rw->changed = true;
+		rc = 0;
+		goto out;
+	}
 	struct tm_block_error be;
 	struct tm_index *idx = tm_index_build_resume(rw->idx, rw->b, &rw->o.index, &be);
 	if (!idx) {
 		block_failed(err, &be);
 		goto out;
 	}
-	if (idx->archive_end != at || idx->members != rw->idx->members + ps->len) {
+	if (idx->archive_end != at || idx->members != rw->members + ps->len) {
 		refuse(err, TM_KV_DAMAGED, "the members appended at byte %llu do not read back",
 		       (unsigned long long)end);
 		tm_index_free(idx);
@@ -407,7 +427,7 @@ static int add_one(struct tm_kv_rw *rw, const char *key, struct piece *p, bool r
 	g_mutex_lock(&rw->lock);
 	GArray *ps = g_array_new(FALSE, TRUE, sizeof(struct piece));
 	int rc = -1;
-	uint32_t ino = lookup(rw, path, err);
+	uint32_t ino = reindex_locked(rw, err) < 0 ? TM_DAMAGED : lookup(rw, path, err);
 	if (ino == TM_DAMAGED)
 		goto out;
 	if (ino != TM_NONE && (!replace || is_dir(rw, ino))) {
@@ -423,7 +443,7 @@ static int add_one(struct tm_kv_rw *rw, const char *key, struct piece *p, bool r
 	p->d.path = path;
 	path = NULL;
 	g_array_append_val(ps, *p);
-	rc = append(rw, ps, err);
+	rc = append(rw, ps, true, NULL, err);
 out:
 	pieces_free(ps);
 	g_free(path);
@@ -482,7 +502,7 @@ int tm_kv_rw_link(struct tm_kv_rw *rw, const char *existing, const char *key,
 	if (!target)
 		return -1;
 	g_mutex_lock(&rw->lock);
-	uint32_t ino = lookup(rw, target, err);
+	uint32_t ino = reindex_locked(rw, err) < 0 ? TM_DAMAGED : lookup(rw, target, err);
 	const struct tm_inode *in = ino < TM_DAMAGED ? tm_index_inode(rw->idx, ino) : NULL;
 	struct tm_inode copy = in ? *in : (struct tm_inode){ 0 };
 	g_mutex_unlock(&rw->lock);
@@ -516,7 +536,7 @@ int tm_kv_rw_set_partial(struct tm_kv_rw *rw, const char *key, uint64_t off, con
 		return -1;
 	g_mutex_lock(&rw->lock);
 	int rc = -1;
-	uint32_t ino = lookup(rw, path, err);
+	uint32_t ino = reindex_locked(rw, err) < 0 ? TM_DAMAGED : lookup(rw, path, err);
 	const struct tm_inode *in = ino < TM_DAMAGED ? tm_index_inode(rw->idx, ino) : NULL;
 	const struct tm_index_sparse *map = NULL;
 	if (ino == TM_DAMAGED) {
@@ -627,7 +647,7 @@ int tm_kv_rw_remove(struct tm_kv_rw *rw, const char *key, struct tm_kv_error *er
 	struct last last = { 0 };
 	struct tm_index *after = NULL;
 	int rc = -1;
-	uint32_t ino = lookup(rw, path, err);
+	uint32_t ino = reindex_locked(rw, err) < 0 ? TM_DAMAGED : lookup(rw, path, err);
 	if (ino == TM_DAMAGED)
 		goto out;
 	if (ino == TM_NONE) {
@@ -733,7 +753,7 @@ int tm_kv_rw_rename(struct tm_kv_rw *rw, const char *src, const char *dst,
 	uint8_t h[TM_TAR_BLOCK];
 	char why[TM_TAR_ERRLEN];
 	int rc = -1;
-	uint32_t ino = lookup(rw, from, err), dino = ino == TM_DAMAGED ? TM_DAMAGED
+	uint32_t ino = reindex_locked(rw, err) < 0 ? TM_DAMAGED : lookup(rw, from, err), dino = ino == TM_DAMAGED ? TM_DAMAGED
 						    : lookup(rw, to, err);
 	const char *slash = strrchr(to, '/');
 	char *parent = slash ? g_strndup(to, (size_t)(slash - to)) : g_strdup("");
@@ -804,6 +824,121 @@ out:
 	g_free(parent);
 	g_free(from);
 	g_free(to);
+	g_mutex_unlock(&rw->lock);
+	return rc;
+}
+
+/* ---- for a writer with its own view of the tree ---- */
+
+uint64_t tm_kv_rw_end(struct tm_kv_rw *rw)
+{
+	g_mutex_lock(&rw->lock);
+	uint64_t end = rw->end;
+	g_mutex_unlock(&rw->lock);
+	return end;
+}
+
+int tm_kv_rw_append(struct tm_kv_rw *rw, struct tm_kv_rw_member *ms, size_t n,
+		    struct tm_kv_error *err)
+{
+	if (!n)
+		return 0;
+	GArray *ps = g_array_sized_new(FALSE, TRUE, sizeof(struct piece), (guint)n);
+	for (size_t i = 0; i < n; i++) {
+		struct piece p = { .d = ms[i].d, .src = ms[i].src, .ud = ms[i].ud };
+		p.path = g_strdup(ms[i].d.path);
+		p.d.path = p.path;
+		p.d.path_len = 0;
+		g_array_append_val(ps, p);
+	}
+	uint64_t *offs = g_new(uint64_t, n);
+	g_mutex_lock(&rw->lock);
+	int rc = append(rw, ps, false, offs, err);
+	g_mutex_unlock(&rw->lock);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		ms[i].header_offset = offs[i];
+	g_free(offs);
+	pieces_free(ps);
+	return rc;
+}
+
+/* Bring idx up to what the raw appends added (under the lock). */
+static int reindex_locked(struct tm_kv_rw *rw, struct tm_kv_error *err)
+{
+	if (rw->end == rw->idx->archive_end && rw->members == rw->idx->members)
+		return 0;
+	struct tm_block_error be;
+	struct tm_index *idx = rw->end > rw->idx->archive_end
+		? tm_index_build_resume(rw->idx, rw->b, &rw->o.index, &be)
+		: tm_index_build(rw->b, &rw->o.index, &be);
+	if (!idx)
+		return block_failed(err, &be);
+	if (idx->archive_end != rw->end) {
+		tm_index_free(idx);
+		return refuse(err, TM_KV_DAMAGED, "the members appended up to byte %llu do not "
+			      "read back", (unsigned long long)rw->end);
+	}
+	adopt(rw, idx);
+	return 0;
+}
+
+int tm_kv_rw_reindex(struct tm_kv_rw *rw, struct tm_kv_error *err)
+{
+	g_mutex_lock(&rw->lock);
+	int rc = reindex_locked(rw, err);
+	g_mutex_unlock(&rw->lock);
+	return rc;
+}
+
+int tm_kv_rw_cut(struct tm_kv_rw *rw, uint64_t header_offset, struct tm_kv_error *err)
+{
+	static const uint8_t zeros[TM_TAR_BLOCK];
+	g_mutex_lock(&rw->lock);
+	int rc = -1;
+	if (header_offset < rw->idx->archive_end || header_offset >= rw->end ||
+	    header_offset % TM_TAR_BLOCK) {
+		refuse(err, TM_KV_APPEND_ONLY, "byte %llu is not a member appended since the "
+		       "archive was opened", (unsigned long long)header_offset);
+	} else if (put_durable(rw, zeros, TM_TAR_BLOCK, header_offset, err) == 0 &&
+		   put_durable(rw, zeros, TM_TAR_BLOCK, header_offset + TM_TAR_BLOCK, err) == 0) {
+		rw->end = header_offset;
+		rw->members--;
+		rw->changed = true;
+		rc = 0;
+	}
+	g_mutex_unlock(&rw->lock);
+	return rc;
+}
+
+int tm_kv_rw_rewrite_header(struct tm_kv_rw *rw, uint64_t header_offset,
+			    const struct tm_tar_desc *d, struct tm_kv_error *err)
+{
+	uint8_t h[TM_TAR_BLOCK];
+	char why[TM_TAR_ERRLEN];
+	size_t hs = tm_tar_member_header_size(d, why);
+	if (!hs)
+		return refuse(err, TM_KV_INVALID, "%s: %s", d->path, why);
+	if (hs != TM_TAR_BLOCK)
+		return refuse(err, TM_KV_APPEND_ONLY, "%s: does not fit one ustar header block",
+			      d->path);
+	if (!tm_tar_encode_header(d, h, sizeof h, why))
+		return refuse(err, TM_KV_INVALID, "%s: %s", d->path, why);
+	g_mutex_lock(&rw->lock);
+	int rc = -1;
+	if (header_offset < rw->idx->archive_end || header_offset >= rw->end)
+		refuse(err, TM_KV_APPEND_ONLY, "byte %llu is not a member appended since the "
+		       "archive was opened", (unsigned long long)header_offset);
+	else if (put_durable(rw, h, sizeof h, header_offset, err) == 0)
+		rc = 0, rw->changed = true;
+	g_mutex_unlock(&rw->lock);
+	return rc;
+}
+
+int tm_kv_rw_flush(struct tm_kv_rw *rw, struct tm_kv_error *err)
+{
+	g_mutex_lock(&rw->lock);
+	struct tm_block_error be;
+	int rc = tm_block_flush(rw->b, &be) < 0 ? block_failed(err, &be) : 0;
 	g_mutex_unlock(&rw->lock);
 	return rc;
 }

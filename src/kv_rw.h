@@ -110,4 +110,33 @@ int tm_kv_rw_remove(struct tm_kv_rw *rw, const char *key, struct tm_kv_error *er
 int tm_kv_rw_rename(struct tm_kv_rw *rw, const char *src, const char *dst,
 		    struct tm_kv_error *err);
 
+/* ---- for a writer that keeps its own view of the tree (tarmount -o rw) ----
+ * These skip the checks of the operations above (the caller made them on its view) and do
+ * not read what they write back into the index: tm_kv_rw_index stays as it was until
+ * tm_kv_rw_reindex (the operations above call it first themselves). */
+
+/* A member described in full; header_offset is set by a successful append. */
+struct tm_kv_rw_member {
+	struct tm_tar_desc d;    /* d.path normalised; d.size bytes from src (NULL: zeros) */
+	tm_kv_rw_source src;
+	void *ud;
+	uint64_t header_offset;
+};
+/* Append ms[0..n) as one change, crash-safely (above): all or none of them. */
+int tm_kv_rw_append(struct tm_kv_rw *rw, struct tm_kv_rw_member *ms, size_t n,
+		    struct tm_kv_error *err);
+/* Where the archive ends now (its end marker). */
+uint64_t tm_kv_rw_end(struct tm_kv_rw *rw);
+/* The member at header_offset, appended since the open and the last one: its first
+ * header block becomes the end marker.  Durable on return. */
+int tm_kv_rw_cut(struct tm_kv_rw *rw, uint64_t header_offset, struct tm_kv_error *err);
+/* Write d's header (one ustar block, else Append_only) over the first header block of the
+ * member at header_offset, appended since the open.  Durable on return. */
+int tm_kv_rw_rewrite_header(struct tm_kv_rw *rw, uint64_t header_offset,
+			    const struct tm_tar_desc *d, struct tm_kv_error *err);
+/* Read what was appended since the index was made into it (one scan of the new members). */
+int tm_kv_rw_reindex(struct tm_kv_rw *rw, struct tm_kv_error *err);
+/* Make every write so far durable (tm_block_flush). */
+int tm_kv_rw_flush(struct tm_kv_rw *rw, struct tm_kv_error *err);
+
 #endif

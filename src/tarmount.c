@@ -28,6 +28,7 @@
 #include "archive.h"
 #include "fuse_fill.h"
 #include "fuse_ops.h"
+#include "fuse_rw.h"
 
 struct options {
 	char *source;
@@ -38,6 +39,8 @@ struct options {
 	int noindex;
 	int no_copy;    /* -o noseekable_copy */
 	int nofill;     /* -o nofill */
+	int rw;         /* -o rw */
+	double commit;  /* -o commit=SECONDS */
 	int64_t uid, gid;
 	int umask;
 	int quiet;
@@ -52,13 +55,15 @@ struct options {
 };
 
 /* Options of libfuse's that we need to know about but leave on the line for libfuse. */
-enum { KEY_OTHERS_SEE, KEY_DEFAULT_PERMISSIONS };
+enum { KEY_OTHERS_SEE, KEY_DEFAULT_PERMISSIONS, KEY_RW };
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("allow_other", KEY_OTHERS_SEE),
 	FUSE_OPT_KEY("allow_root", KEY_OTHERS_SEE),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+	FUSE_OPT_KEY("rw", KEY_RW),
+	OPT("commit=%lf", commit, 0),
 	OPT("ignore_permissions", ignore_permissions, 1),
 	OPT("uid=%" SCNd64, uid, 0),
 	OPT("gid=%" SCNd64, gid, 0),
@@ -227,6 +232,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->others_see = 1;
 	if (key == KEY_DEFAULT_PERMISSIONS)
 		o->default_permissions = 1;
+	if (key == KEY_RW) {
+		o->rw = 1;
+		return 0; /* the mount is made rw by leaving out ro */
+	}
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* libfuse's */
 	if (o->nonopt++ == 0) {
@@ -239,8 +248,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 static void usage(const char *prog)
 {
 	printf("usage: %s [OPTIONS] SOURCE MOUNTPOINT\n\n"
-	       "Mount the tar archive SOURCE read-only on MOUNTPOINT.\n\n"
+	       "Mount the tar archive SOURCE on MOUNTPOINT, read-only unless -o rw.\n\n"
 	       "tarmount options:\n"
+	       "    -o rw                  read-write: changes are appended to the archive\n"
+	       "                           (a plain tar on a file, device or NBD export)\n"
+	       "    -o commit=SECONDS      -o rw: append changes this long after them (1)\n"
 	       "    -o uid=N               owner of every file\n"
 	       "    -o gid=N               group of every file\n"
 	       "    -o umask=M             clear these permission bits (octal)\n"
@@ -433,6 +445,35 @@ static void ensure_std_fds(void)
 		close(fd);
 }
 
+/* After the loop of a read-write mount: append what waits, then save the index of the
+ * archive as it is now (the writer lock is held until the source closes).  False when
+ * changes were lost. */
+static bool finish_rw(const struct options *o, struct tm_archive *archive, struct tm_rw *rw,
+		      GThread *committer, struct tm_kv_rw **kv_rw)
+{
+	struct tm_kv_error err;
+	char msg[300], why[300];
+	bool ok = tm_rw_finish(rw, &err) == 0;
+	if (!ok)
+		log_error("%s: changes since the last append are lost: %s", o->source,
+			  tm_kv_strerror(&err, msg, sizeof msg));
+	g_thread_join(committer);
+	bool changed = tm_kv_rw_changed(*kv_rw);
+	if (changed && tm_kv_rw_reindex(*kv_rw, &err) < 0)
+		log_warning("%s: index not updated: %s", o->source,
+			    tm_kv_strerror(&err, msg, sizeof msg));
+	struct tm_index *idx = tm_kv_rw_close_keep(*kv_rw);
+	*kv_rw = NULL;
+	if (o->noindex)
+		archive->index = idx;
+	else if (changed && !tm_archive_update(archive, idx, why, sizeof why))
+		log_warning("%s: index not saved: %s", o->source, why);
+	else if (!changed && (archive->index = idx, !archive->loaded) &&
+		 !tm_archive_save(archive, why, sizeof why))
+		log_warning("%s: index not saved: %s", o->source, why);
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -471,6 +512,13 @@ int main(int argc, char **argv)
 				"xz, bzip2, lz4\n", o.compression_name);
 		goto out_args;
 	}
+	if (o.commit != 0 && (!o.rw || !(o.commit > 0 && o.commit <= 86400))) {
+		fprintf(stderr, "tarmount: -o commit=%g: %s\n", o.commit,
+			o.rw ? "seconds, more than 0 and at most 86400" : "only with -o rw");
+		goto out_args;
+	}
+	if (o.commit == 0)
+		o.commit = 1.0;
 	if (o.readahead != INT_MIN && (o.readahead < 0 || o.readahead > 1 << 20)) {
 		fprintf(stderr, "tarmount: -o readahead=%d: KiB from 0 to 1048576\n", o.readahead);
 		goto out_args;
@@ -493,7 +541,13 @@ int main(int argc, char **argv)
 	 * (tm_fs.uncached). */
 	struct tm_block_options bopts = o.src;
 	bopts.cache = 0;
+	bopts.read_write = o.rw;
 	block = tm_block_open(o.source, &bopts, &berr);
+	/* A writer indexes under the writer lock, held until the daemon exits (kv_rw.h):
+	 * another writer's appends cannot slip in between. */
+	if (block && o.rw && tm_block_lock_writer(block, false, &berr) < 0 &&
+	    berr.code != TM_BLOCK_NOT_SUPPORTED)
+		g_clear_pointer(&block, tm_block_disconnect);
 	if (!block) {
 		fprintf(stderr, "tarmount: %s: %s\n", o.source,
 			tm_block_strerror(&berr, msg, sizeof msg));
@@ -548,14 +602,33 @@ int main(int argc, char **argv)
 			index->warnings);
 	compression_advice(&o, archive);
 
-	/* Always read-only; nosuid and nodev unless asked otherwise (given first, so that a
-	 * user's -o suid or -o dev later on the line wins). */
+	struct tm_kv_rw *kv_rw = NULL;
+	struct tm_rw *rw = NULL;
+	GThread *committer = NULL;
+	if (o.rw) {
+		/* The index moves to the writer, which keeps it (and every later one) valid
+		 * until the end. */
+		struct tm_kv_rw_options ro = { .caller_locked = true, .index = aopts.index };
+		struct tm_kv_error kerr;
+		kv_rw = tm_kv_rw_open(archive->data, archive->index, &ro, &kerr);
+		archive->index = NULL;
+		if (!kv_rw) {
+			fprintf(stderr, "tarmount: %s: -o rw: %s\n", o.source,
+				tm_kv_strerror(&kerr, msg, sizeof msg));
+			goto out_index;
+		}
+		index = (struct tm_index *)tm_kv_rw_index(kv_rw);
+	}
+
+	/* Read-only unless -o rw; nosuid and nodev unless asked otherwise (given first, so
+	 * that a user's -o suid or -o dev later on the line wins). */
 	char *fsname = realpath(o.source, NULL);
 	char *fsopt = escape_opt(fsname ? fsname : o.source);
 	char *mopts = g_strdup_printf("-osubtype=tarmount,fsname=%s", fsopt);
 	fuse_opt_insert_arg(&args, 1, "-onosuid,nodev");
 	fuse_opt_add_arg(&args, mopts);
-	fuse_opt_add_arg(&args, "-oro");
+	if (!o.rw)
+		fuse_opt_add_arg(&args, "-oro");
 	/* A mount others can see is checked by the kernel against the modes and owners
 	 * getattr gives (after uid=, gid=, umask=), as a kernel filesystem would be; we do no
 	 * checks of our own.  Without allow_other only the mounting user gets in at all.
@@ -574,7 +647,10 @@ int main(int argc, char **argv)
 		.gid = o.gid,
 		.umask = o.umask,
 		.archive_size = tm_block_size_bytes(block),
-		.timeout = 86400.0,
+		/* Nothing changes on a read-only mount: the kernel may keep what it was told.
+		 * A read-write one tells it of its own changes, but the overlay's replacements
+		 * of an entry (a rename over it) are seen after a second at most. */
+		.timeout = o.rw ? 1.0 : 86400.0,
 		.log_error = log_error,
 	};
 	fs.has_xattrs = index->has_xattrs;
@@ -584,10 +660,27 @@ int main(int argc, char **argv)
 		tm_kv_init(&fs.kv_uncached, index, uncached);
 		fs.uncached = &fs.kv_uncached;
 	}
-	se = fuse_session_new(&args, &tm_fuse_ops, sizeof tm_fuse_ops, &fs);
+	if (o.rw) {
+		/* Spools under the cache directory, made if need be (the index is saved
+		 * there at the end). */
+		char *dir = archive->index_path ? g_path_get_dirname(archive->index_path) : NULL;
+		if (dir && archive->in_cache)
+			(void)g_mkdir_with_parents(dir, 0700);
+		struct tm_rw_options wo = {
+			.commit = o.commit,
+			.spool_dir = dir && access(dir, W_OK) == 0 ? dir : NULL,
+			.spool_mem = 64u << 20,
+			.spool_max = 256u << 20,
+		};
+		rw = tm_rw_new(&fs, kv_rw, &wo);
+		g_free(dir); /* tm_rw_new keeps a copy */
+	}
+	const struct fuse_lowlevel_ops *ops = o.rw ? &tm_fuse_rw_ops : &tm_fuse_ops;
+	se = fuse_session_new(&args, ops, sizeof *ops, &fs);
 	if (!se)
 		goto out_index;
-	fs.fill = o.nofill ? NULL : tm_fill_new(&fs, se);
+	/* Filling the kernel's cache ahead of readers assumes files that do not change. */
+	fs.fill = o.nofill || o.rw ? NULL : tm_fill_new(&fs, se);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
@@ -602,11 +695,14 @@ int main(int argc, char **argv)
 	}
 	struct background bg = {
 		.archive = archive,
-		.save = !o.noindex && !archive->loaded,
+		/* -o rw: saved at the end, with what was appended */
+		.save = !o.noindex && !archive->loaded && !o.rw,
 		.copy = archive->copy_path && !archive->copy_used && !o.no_copy,
 	};
 	GThread *saver = bg.save || bg.copy ? thread_new("background", background, &bg) : NULL;
 	GThread *filler = fs.fill ? thread_new("fill", tm_fill_run, fs.fill) : NULL;
+	if (rw)
+		committer = thread_new("commit", tm_rw_run, rw);
 	/* Unless asked: reads spliced from the source's descriptor (a file, a device read
 	 * through the page cache) are fastest in the kernel's 128 KiB requests (measured here:
 	 * 1 MiB ones take twice as long); reads we copy (NBD, O_DIRECT, the cache) gain from
@@ -644,6 +740,8 @@ int main(int argc, char **argv)
 	}
 	/* The loop returns the signal that ended it: a requested stop is a clean exit. */
 	rc = !(rc == 0 || rc == SIGINT || rc == SIGTERM || rc == SIGHUP);
+	if (rw && !finish_rw(&o, archive, rw, committer, &kv_rw))
+		rc = 1;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -652,6 +750,9 @@ out_session:
 	fuse_session_destroy(se);
 	tm_fill_free(fs.fill);
 out_index:
+	if (kv_rw) /* the mount failed before serving: nothing was changed */
+		archive->index = tm_kv_rw_close_keep(kv_rw);
+	tm_rw_free(rw);
 	tm_archive_close(archive);
 out_args:
 	free(cmd.mountpoint);

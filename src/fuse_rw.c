@@ -38,6 +38,7 @@ struct node {
 	fuse_ino_t ino;
 	uint32_t base;            /* its index inode, or TM_NONE */
 	uint32_t mode, uid, gid;
+	uint32_t nlink;           /* a directory's in the index (2 + its subdirectories) */
 	uint64_t size;            /* a regular file's */
 	int64_t mtime;
 	uint32_t mtime_nsec;
@@ -335,6 +336,7 @@ static struct node *node_base(struct tm_rw *rw, uint32_t ino)
 		return NULL;
 	n = node_add(rw, tm_fuse_ino(ino), ino);
 	n->mode = in->mode;
+	n->nlink = in->nlink;
 	n->uid = in->uid, n->gid = in->gid;
 	n->size = S_ISREG(in->mode) ? in->size : 0;
 	n->mtime = in->mtime, n->mtime_nsec = in->mtime_nsec;
@@ -388,7 +390,14 @@ static void node_stat(const struct tm_rw *rw, const struct node *n, struct stat 
 	st->st_mode = n->mode;
 	if (fs->umask >= 0)
 		st->st_mode &= ~(mode_t)fs->umask;
-	st->st_nlink = S_ISDIR(n->mode) ? 2 : (n->names->len ? n->names->len : 1);
+	st->st_nlink = n->names->len ? n->names->len : 1;
+	if (S_ISDIR(n->mode)) { /* the index's count, and the subdirectories made since */
+		st->st_nlink = n->base != TM_NONE ? n->nlink : 2;
+		for (guint i = 0; i < n->added->len; i++) {
+			const struct dent *e = n->added->pdata[i];
+			st->st_nlink += e && S_ISDIR(e->node->mode);
+		}
+	}
 	st->st_uid = fs->uid >= 0 ? (uid_t)fs->uid : n->uid;
 	st->st_gid = fs->gid >= 0 ? (gid_t)fs->gid : n->gid;
 	if (S_ISREG(n->mode))
@@ -847,6 +856,11 @@ static void rw_init(void *userdata, struct fuse_conn_info *conn)
 	fs->no_open = false; /* writers need their opens and releases */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Writes gathered in the kernel's page cache and sent in large requests (tar -x
+	 * writes 10 KiB at a time: a request each without it); the kernel keeps sizes and
+	 * times meanwhile and sends them with SETATTR. */
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 }
 
 static void rw_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1485,10 +1499,12 @@ static void rw_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	do_fsync(req, ino);
 }
 
+/* Nothing to do at each close (the kernel has sent the written pages by then): ENOSYS
+ * makes it stop asking, a round trip less per file written. */
 static void rw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino, (void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void rw_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1647,17 +1663,19 @@ static void rw_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	fuse_reply_buf(req, NULL, 0);
 }
 
+/* Setting xattrs is not supported: ENOSYS, and the kernel answers EOPNOTSUPP itself from
+ * then on (cp -a tries once per file). */
 static void rw_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
 	(void)ino, (void)name, (void)value, (void)size, (void)flags;
-	fuse_reply_err(req, ENOTSUP);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void rw_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	(void)ino, (void)name;
-	fuse_reply_err(req, ENOTSUP);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,

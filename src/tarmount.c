@@ -41,6 +41,7 @@ struct options {
 	int nofill;     /* -o nofill */
 	int rw;         /* -o rw */
 	double commit;  /* -o commit=SECONDS */
+	int nosync;     /* -o nosync */
 	int64_t uid, gid;
 	int umask;
 	int quiet;
@@ -64,6 +65,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	OPT("commit=%lf", commit, 0),
+	OPT("nosync", nosync, 1),
 	OPT("ignore_permissions", ignore_permissions, 1),
 	OPT("uid=%" SCNd64, uid, 0),
 	OPT("gid=%" SCNd64, gid, 0),
@@ -253,6 +255,8 @@ static void usage(const char *prog)
 	       "    -o rw                  read-write: changes are appended to the archive\n"
 	       "                           (a plain tar on a file, device or NBD export)\n"
 	       "    -o commit=SECONDS      -o rw: append changes this long after them (1)\n"
+	       "    -o nosync              -o rw: do not flush appends to the disk (safe\n"
+	       "                           against a killed daemon, not a power loss)\n"
 	       "    -o uid=N               owner of every file\n"
 	       "    -o gid=N               group of every file\n"
 	       "    -o umask=M             clear these permission bits (octal)\n"
@@ -517,6 +521,10 @@ int main(int argc, char **argv)
 			o.rw ? "seconds, more than 0 and at most 86400" : "only with -o rw");
 		goto out_args;
 	}
+	if (o.nosync && !o.rw) {
+		fprintf(stderr, "tarmount: -o nosync: only with -o rw\n");
+		goto out_args;
+	}
 	if (o.commit == 0)
 		o.commit = 1.0;
 	if (o.readahead != INT_MIN && (o.readahead < 0 || o.readahead > 1 << 20)) {
@@ -608,7 +616,8 @@ int main(int argc, char **argv)
 	if (o.rw) {
 		/* The index moves to the writer, which keeps it (and every later one) valid
 		 * until the end. */
-		struct tm_kv_rw_options ro = { .caller_locked = true, .index = aopts.index };
+		struct tm_kv_rw_options ro = { .caller_locked = true, .no_flush = o.nosync,
+					       .index = aopts.index };
 		struct tm_kv_error kerr;
 		kv_rw = tm_kv_rw_open(archive->data, archive->index, &ro, &kerr);
 		archive->index = NULL;

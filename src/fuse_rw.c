@@ -81,7 +81,9 @@ struct tm_rw {
 	const char *prefix;       /* of the paths appended: "./" when the archive's first
 				     member has it (tar -C DIR .), so that they match */
 	GMutex lock;
-	GCond cond;
+	GCond cond;               /* the timer's: a change is pending, or the end */
+	GCond done;               /* a batch was written */
+	bool committing;
 	GHashTable *nodes;        /* &ino -> struct node * */
 	fuse_ino_t next_ino;
 	struct up *up;            /* for each index inode; made at the first change */
@@ -643,67 +645,80 @@ static void batch_node(struct tm_rw *rw, struct batch *b, struct node *n)
 	}
 }
 
+/* Wait until no batch is being written with n in it (the lock is let go meanwhile: what
+ * the caller looked up before may have changed).  Whatever changes a node waits so. */
+static bool settle(struct tm_rw *rw, struct node *n)
+{
+	bool waited = false;
+	while (n && n->queued) {
+		g_cond_wait(&rw->done, &rw->lock);
+		waited = true;
+	}
+	return waited;
+}
+
 /* Append what is pending, but files still open for writing other than force (NULL: none;
- * all: every one).  Under the lock.  0, or -1 with err and nothing changed. */
+ * all: every one).  Called and returns under the lock, which is let go while the batch is
+ * written: readers go on, and so do changes to nodes not in it (the others settle()).
+ * One batch at a time.  0, or -1 with err and nothing appended (all still pending). */
 static int commit(struct tm_rw *rw, struct node *force, bool all, struct tm_kv_error *err)
 {
+	while (rw->committing)
+		g_cond_wait(&rw->done, &rw->lock);
 	if (!rw->pending->len)
 		return 0;
+	rw->committing = true;
+	GPtrArray *todo = rw->pending;
+	rw->pending = g_ptr_array_new();
+	for (guint i = 0; i < todo->len; i++)
+		((struct node *)todo->pdata[i])->pending = false;
 	struct batch b;
 	batch_init(&b);
-	GPtrArray *later = g_ptr_array_new();
-	for (guint i = 0; i < rw->pending->len; i++) {
-		struct node *n = rw->pending->pdata[i];
+	for (guint i = 0; i < todo->len; i++) {
+		struct node *n = todo->pdata[i];
 		if (n->writers && !all && n != force)
-			g_ptr_array_add(later, n);
+			pend(rw, n); /* in the next one */
 		else
-			batch_node(rw, &b, n);
+			batch_node(rw, &b, n); /* nodes no longer in the tree add nothing */
 	}
+	g_ptr_array_free(todo, TRUE);
+	g_mutex_unlock(&rw->lock);
 	int rc = tm_kv_rw_append(rw->kv, (struct tm_kv_rw_member *)(void *)b.ms->data, b.ms->len,
 				 err);
-	for (guint i = 0; i < b.nodes->len; i++)
-		((struct node *)b.nodes->pdata[i])->queued = false;
-	if (rc == 0) {
-		for (guint i = 0; i < b.ms->len; i++) {
-			struct tm_kv_rw_member *m = &g_array_index(b.ms, struct tm_kv_rw_member, i);
-			struct dent *e = b.what->pdata[i];
-			struct node *n = e->node;
-			e->members++;
-			rw->last_header = m->header_offset;
-			if (m->d.type == TM_TAR_HARDLINK)
-				continue;
-			n->header = m->header_offset;
-			if (m->d.type == TM_TAR_REG) {
-				char why[TM_TAR_ERRLEN];
-				n->data = m->header_offset + tm_tar_member_header_size(&m->d, why);
-				n->size = (uint64_t)m->d.size;
-			}
+	g_mutex_lock(&rw->lock);
+	for (guint i = 0; rc == 0 && i < b.ms->len; i++) {
+		struct tm_kv_rw_member *m = &g_array_index(b.ms, struct tm_kv_rw_member, i);
+		struct dent *e = b.what->pdata[i];
+		struct node *n = e->node;
+		e->members++;
+		rw->last_header = m->header_offset;
+		if (m->d.type == TM_TAR_HARDLINK)
+			continue;
+		n->header = m->header_offset;
+		if (m->d.type == TM_TAR_REG) {
+			char why[TM_TAR_ERRLEN];
+			n->data = m->header_offset + tm_tar_member_header_size(&m->d, why);
+			n->size = (uint64_t)m->d.size;
 		}
-		for (guint i = 0; i < b.nodes->len; i++) {
-			struct node *n = b.nodes->pdata[i];
-			n->dirty = n->pending = false;
+	}
+	for (guint i = 0; i < b.nodes->len; i++) {
+		struct node *n = b.nodes->pdata[i];
+		n->queued = false;
+		if (rc < 0) {
+			pend(rw, n); /* still dirty, or with names to link */
+		} else {
+			n->dirty = false;
 			if (n->spool && !n->writers) {
 				spool_free(rw, n->spool);
 				n->spool = NULL;
 			}
 		}
-		/* Nodes dropped from the tree before their batch: nothing to append. */
-		for (guint i = 0; i < rw->pending->len; i++) {
-			struct node *n = rw->pending->pdata[i];
-			if (!n->names->len && n->ino != FUSE_ROOT_ID)
-				n->pending = n->dirty = false;
-		}
-		g_ptr_array_set_size(rw->pending, 0);
-		for (guint i = 0; i < later->len; i++) {
-			struct node *n = later->pdata[i];
-			n->pending = false;
-			pend(rw, n);
-		}
-		rw->pending_since = now_us();
-		rw->failed[0] = 0;
 	}
+	if (rc == 0)
+		rw->failed[0] = 0;
 	rw->last_commit = now_us();
-	g_ptr_array_free(later, TRUE);
+	rw->committing = false;
+	g_cond_broadcast(&rw->done);
 	batch_free(&b);
 	return rc;
 }
@@ -760,6 +775,7 @@ struct tm_rw *tm_rw_new(struct tm_fs *fs, struct tm_kv_rw *kv, const struct tm_r
 	rw->o.spool_dir = rw->spool_dir;
 	g_mutex_init(&rw->lock);
 	g_cond_init(&rw->cond);
+	g_cond_init(&rw->done);
 	rw->nodes = g_hash_table_new(g_int64_hash, g_int64_equal);
 	rw->next_ino = (fuse_ino_t)idx_of(rw)->ninodes + 1;
 	rw->pending = g_ptr_array_new();
@@ -818,6 +834,7 @@ void tm_rw_free(struct tm_rw *rw)
 	g_free(rw->spool_dir);
 	g_mutex_clear(&rw->lock);
 	g_cond_clear(&rw->cond);
+	g_cond_clear(&rw->done);
 	g_free(rw);
 }
 
@@ -1074,7 +1091,10 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 {
 	struct tm_rw *rw = rw_of(req);
 	g_mutex_lock(&rw->lock);
-	struct dent *e = dent_of(req, rw, parent, name);
+	struct dent *e;
+	do
+		e = dent_of(req, rw, parent, name);
+	while (e && settle(rw, e->node)); /* e may be gone after a wait: look again */
 	if (!e)
 		goto out;
 	struct node *n = e->node;
@@ -1141,6 +1161,10 @@ static void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return (void)fuse_reply_err(req, EINVAL);
 	g_mutex_lock(&rw->lock);
+	/* Both names' nodes may be in the batch being written: wait for it (renames are rarer
+	 * than writes). */
+	while (rw->committing)
+		g_cond_wait(&rw->done, &rw->lock);
 	struct dent *e = dent_of(req, rw, parent, name), *d = NULL;
 	struct node *to = e ? node_of(rw, newparent) : NULL;
 	if (!e)
@@ -1188,9 +1212,11 @@ static void rw_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		}
 	bool in_place = false;
 	if (e->members) {
-		if (S_ISDIR(n->mode) || !cuttable(rw, e)) {
+		/* In place, the header must say what the member holds: not changed since. */
+		if (S_ISDIR(n->mode) || !cuttable(rw, e) || n->dirty) {
 			refuse(req, rw, "rename", e->dir, name, S_ISDIR(n->mode)
 			       ? "a directory in the archive is named by its members"
+			       : n->dirty && cuttable(rw, e) ? "it changed since it was appended"
 			       : "it is in the archive, and not as its last member");
 			goto out;
 		}
@@ -1319,6 +1345,7 @@ static void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, is_base(rw, ino) ? EIO : ENOENT);
 		goto out;
 	}
+	settle(rw, n);
 	if ((to_set & FUSE_SET_ATTR_SIZE) && !S_ISREG(n->mode)) {
 		fuse_reply_err(req, S_ISDIR(n->mode) ? EISDIR : EINVAL);
 		goto out;
@@ -1381,6 +1408,7 @@ static void rw_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		goto out;
 	}
+	settle(rw, n);
 	if (writer || (fi->flags & O_TRUNC)) {
 		uint64_t keep = fi->flags & O_TRUNC ? 0 : UINT64_MAX;
 		int rc = cow(rw, n, keep);
@@ -1439,6 +1467,7 @@ static void rw_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct tm_rw *rw = rw_of(req);
 	g_mutex_lock(&rw->lock);
 	struct node *n = node_get(rw, ino);
+	settle(rw, n);
 	if (!n || !n->spool || off < 0) {
 		fuse_reply_err(req, !n || !n->spool ? EBADF : EINVAL);
 		goto out;
@@ -1461,6 +1490,7 @@ static void rw_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (fi->fh) {
 		g_mutex_lock(&rw->lock);
 		struct node *n = node_get(rw, ino);
+		settle(rw, n);
 		if (n && n->writers && !--n->writers) {
 			if (!n->names->len && n->spool) { /* removed while open */
 				spool_free(rw, n->spool);
@@ -1687,6 +1717,7 @@ static void rw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return (void)fuse_reply_err(req, EOPNOTSUPP);
 	g_mutex_lock(&rw->lock);
 	struct node *n = node_get(rw, ino);
+	settle(rw, n);
 	int rc = 0;
 	if (!n || !n->spool)
 		rc = EBADF;

@@ -657,6 +657,15 @@ static bool settle(struct tm_rw *rw, struct node *n)
 	return waited;
 }
 
+/* GNU tar extracting a symlink that points out of the tree (absolute, or with '..') makes an
+ * empty file with no permissions in its place, and replaces it when it is done: held back
+ * until it changes, or the mount ends, so that the unlink finds it not yet appended. */
+static bool placeholder(const struct node *n)
+{
+	return S_ISREG(n->mode) && !(n->mode & 07777) &&
+	       !(n->spool ? n->spool->size : n->size) && n->data == NOWHERE;
+}
+
 /* Append what is pending, but files still open for writing other than force (NULL: none;
  * all: every one).  Called and returns under the lock, which is let go while the batch is
  * written: readers go on, and so do changes to nodes not in it (the others settle()).
@@ -676,7 +685,7 @@ static int commit(struct tm_rw *rw, struct node *force, bool all, struct tm_kv_e
 	batch_init(&b);
 	for (guint i = 0; i < todo->len; i++) {
 		struct node *n = todo->pdata[i];
-		if (n->writers && !all && n != force)
+		if ((n->writers || placeholder(n)) && !all && n != force)
 			pend(rw, n); /* in the next one */
 		else
 			batch_node(rw, &b, n); /* nodes no longer in the tree add nothing */
@@ -1147,9 +1156,11 @@ static int rename_in_place(struct tm_rw *rw, struct dent *e, const char *to,
 	struct node *n = e->node;
 	struct batch b;
 	batch_init(&b);
-	batch_member(rw, &b, n, e, to, NULL);
+	char *from = member_path(rw, n, NULL);
+	batch_member(rw, &b, n, e, from, NULL);
 	struct tm_kv_rw_member *m = &g_array_index(b.ms, struct tm_kv_rw_member, 0);
-	int rc = tm_kv_rw_rewrite_header(rw->kv, n->header, &m->d, err);
+	int rc = tm_kv_rw_rename_header(rw->kv, n->header, &m->d, to, err);
+	g_free(from);
 	batch_free(&b);
 	return rc;
 }
@@ -1362,24 +1373,26 @@ static void rw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		touch_now(n);
 		changed = true;
 	}
-	if (to_set & FUSE_SET_ATTR_MODE)
-		n->mode = (n->mode & S_IFMT) | (attr->st_mode & 07777), changed = true;
-	if (to_set & FUSE_SET_ATTR_UID) {
+	/* Only what differs makes a new member (the kernel sends the times it keeps for
+	 * written files again and again). */
+	uint32_t mode = (n->mode & S_IFMT) | (attr->st_mode & 07777);
+	if ((to_set & FUSE_SET_ATTR_MODE) && mode != n->mode)
+		n->mode = mode, changed = true;
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != n->uid) {
 		n->uid = attr->st_uid, changed = true;
 		g_clear_pointer(&n->uname, g_free);
 	}
-	if (to_set & FUSE_SET_ATTR_GID) {
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != n->gid) {
 		n->gid = attr->st_gid, changed = true;
 		g_clear_pointer(&n->gname, g_free);
 	}
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+	int64_t sec = n->mtime;
+	uint32_t nsec = n->mtime_nsec;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
 		touch_now(n);
-		changed = true;
-	} else if (to_set & FUSE_SET_ATTR_MTIME) {
-		n->mtime = attr->st_mtim.tv_sec;
-		n->mtime_nsec = (uint32_t)attr->st_mtim.tv_nsec;
-		changed = true;
-	}
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		n->mtime = attr->st_mtim.tv_sec, n->mtime_nsec = (uint32_t)attr->st_mtim.tv_nsec;
+	changed |= n->mtime != sec || n->mtime_nsec != nsec;
 	/* atime and ctime: tar keeps neither by default. */
 	if (changed)
 		dirty(rw, n);

@@ -910,27 +910,51 @@ int tm_kv_rw_cut(struct tm_kv_rw *rw, uint64_t header_offset, struct tm_kv_error
 	return rc;
 }
 
-int tm_kv_rw_rewrite_header(struct tm_kv_rw *rw, uint64_t header_offset,
-			    const struct tm_tar_desc *d, struct tm_kv_error *err)
+int tm_kv_rw_rename_header(struct tm_kv_rw *rw, uint64_t header_offset,
+			   const struct tm_tar_desc *d, const char *new_path,
+			   struct tm_kv_error *err)
 {
-	uint8_t h[TM_TAR_BLOCK];
+	struct tm_tar_desc nd = *d;
+	nd.path = new_path;
+	nd.path_len = 0;
 	char why[TM_TAR_ERRLEN];
-	size_t hs = tm_tar_member_header_size(d, why);
-	if (!hs)
-		return refuse(err, TM_KV_INVALID, "%s: %s", d->path, why);
-	if (hs != TM_TAR_BLOCK)
-		return refuse(err, TM_KV_APPEND_ONLY, "%s: does not fit one ustar header block",
-			      d->path);
-	if (!tm_tar_encode_header(d, h, sizeof h, why))
-		return refuse(err, TM_KV_INVALID, "%s: %s", d->path, why);
-	g_mutex_lock(&rw->lock);
+	size_t hs = tm_tar_member_header_size(d, why), ns = hs ? tm_tar_member_header_size(&nd, why)
+							       : 0;
+	if (!hs || !ns)
+		return refuse(err, TM_KV_INVALID, "%s: %s", new_path, why);
+	if (ns != hs)
+		return refuse(err, TM_KV_APPEND_ONLY, "%s: the new name needs a header of another "
+			      "size", new_path);
+	uint8_t *was = g_malloc(hs), *now = g_malloc(hs), *disk = g_malloc(hs);
 	int rc = -1;
-	if (header_offset < rw->idx->archive_end || header_offset >= rw->end)
+	if (!tm_tar_encode_header(d, was, hs, why) || !tm_tar_encode_header(&nd, now, hs, why)) {
+		refuse(err, TM_KV_INVALID, "%s: %s", new_path, why);
+		goto out;
+	}
+	/* One block changes, or the rename is not atomic: the ustar block that ends the header
+	 * (a pax header's own block names it PaxHeaders/...: left as it is, no reader uses
+	 * it); the pax records between must not name it. */
+	size_t last = hs - TM_TAR_BLOCK;
+	if (hs > TM_TAR_BLOCK && memcmp(was + TM_TAR_BLOCK, now + TM_TAR_BLOCK, last - TM_TAR_BLOCK)) {
+		refuse(err, TM_KV_APPEND_ONLY, "%s: its pax header names it", new_path);
+		goto out;
+	}
+	g_mutex_lock(&rw->lock);
+	struct tm_block_error be;
+	if (header_offset < rw->idx->archive_end || header_offset + hs > rw->end)
 		refuse(err, TM_KV_APPEND_ONLY, "byte %llu is not a member appended since the "
 		       "archive was opened", (unsigned long long)header_offset);
-	else if (put_durable(rw, h, sizeof h, header_offset, err) == 0)
+	else if (tm_block_pread(rw->b, disk, hs, header_offset, &be) < 0)
+		block_failed(err, &be);
+	else if (memcmp(disk + TM_TAR_BLOCK * (hs > TM_TAR_BLOCK), was + TM_TAR_BLOCK *
+			(hs > TM_TAR_BLOCK), hs - TM_TAR_BLOCK * (hs > TM_TAR_BLOCK)))
+		refuse(err, TM_KV_DAMAGED, "the header at byte %llu is not the member's",
+		       (unsigned long long)header_offset);
+	else if (put_durable(rw, now + last, TM_TAR_BLOCK, header_offset + last, err) == 0)
 		rc = 0, rw->changed = true;
 	g_mutex_unlock(&rw->lock);
+out:
+	g_free(was), g_free(now), g_free(disk);
 	return rc;
 }
 

@@ -130,10 +130,13 @@ uint64_t tm_kv_rw_end(struct tm_kv_rw *rw);
 /* The member at header_offset, appended since the open and the last one: its first
  * header block becomes the end marker.  Durable on return. */
 int tm_kv_rw_cut(struct tm_kv_rw *rw, uint64_t header_offset, struct tm_kv_error *err);
-/* Write d's header (one ustar block, else Append_only) over the first header block of the
- * member at header_offset, appended since the open.  Durable on return. */
-int tm_kv_rw_rewrite_header(struct tm_kv_rw *rw, uint64_t header_offset,
-			    const struct tm_tar_desc *d, struct tm_kv_error *err);
+/* Rename the member at header_offset, appended since the open and described by d, to
+ * new_path in place: one block written (its ustar block; a pax header before it must not
+ * name it, else Append_only), after checking that what is there is d's header.  Durable
+ * on return. */
+int tm_kv_rw_rename_header(struct tm_kv_rw *rw, uint64_t header_offset,
+			   const struct tm_tar_desc *d, const char *new_path,
+			   struct tm_kv_error *err);
 /* Read what was appended since the index was made into it (one scan of the new members). */
 int tm_kv_rw_reindex(struct tm_kv_rw *rw, struct tm_kv_error *err);
 /* Make every write so far durable (tm_block_flush). */

@@ -668,6 +668,27 @@ static void index_damaged(void *ud, const char *why)
 	exit(TARKV_USAGE);
 }
 
+/* The writer lock, waiting up to --wait seconds for another writer (a tarkv appending
+ * ends soon; a read-write mount holds it until unmounted). */
+static bool lock_writer(const struct tarkv *t, struct tm_block *src, struct tm_block_error *err)
+{
+	gint64 until = g_get_monotonic_time() + (gint64)t->lock_wait * G_USEC_PER_SEC;
+	for (;;) {
+		if (tm_block_lock_writer(src, false, err) == 0)
+			return true;
+		if (err->code != TM_BLOCK_LOCKED || g_get_monotonic_time() >= until)
+			break;
+		g_usleep(20000);
+	}
+	if (err->code == TM_BLOCK_LOCKED) {
+		char msg[sizeof err->msg];
+		memcpy(msg, err->msg, sizeof msg);
+		tm_block_fail(err, TM_BLOCK_LOCKED, 0, "%s (waited %d s: a read-write mount or a "
+			      "long write holds it; --wait=SECONDS waits longer)", msg, t->lock_wait);
+	}
+	return false;
+}
+
 static int open_source(struct tarkv *t)
 {
 	struct tm_block_error err;
@@ -679,11 +700,11 @@ static int open_source(struct tarkv *t)
 	}
 	/* A writer indexes under the writer lock (kept until the change is made, kv_rw.h):
 	 * another writer's append half done is not a state to index. */
-	if (t->source_opts.read_write && tm_block_lock_writer(src, true, &err) < 0 &&
+	if (t->source_opts.read_write && !lock_writer(t, src, &err) &&
 	    err.code != TM_BLOCK_NOT_SUPPORTED) {
 		tarkv_error(t, NULL, "%s", tm_block_strerror(&err, buf, sizeof buf));
 		tm_block_disconnect(src);
-		return TARKV_USAGE;
+		return err.code == TM_BLOCK_LOCKED ? TARKV_REFUSED : TARKV_USAGE;
 	}
 	struct tm_archive_options o = {
 		.compression = t->compression,
@@ -738,7 +759,7 @@ static char *usage_text(void)
 int main(int argc, char **argv)
 {
 	struct tarkv t = { .source = "tarkv", .source_opts = { .cache = -1 }, .opt_owner = -1,
-			   .opt_group = -1 };
+			   .opt_group = -1, .lock_wait = 10 };
 	gboolean version = FALSE, direct = FALSE, no_cache = FALSE, cache = FALSE;
 	gint partition = 0, timeout = 0;
 	gint64 offset = 0, size = 0, cache_size = 0;
@@ -780,6 +801,9 @@ int main(int argc, char **argv)
 		  "owner of what is written (default: FILE's, or yours)", "UID" },
 		{ "group", 0, 0, G_OPTION_ARG_INT64, &t.opt_group,
 		  "group of what is written (default: FILE's, or yours)", "GID" },
+		{ "wait", 0, 0, G_OPTION_ARG_INT, &t.lock_wait,
+		  "seconds to wait for another writer of the archive (default 10; 0: none)",
+		  "SECONDS" },
 		{ "no-sync", 0, 0, G_OPTION_ARG_NONE, &t.no_sync,
 		  "do not flush writes to storage (a killed tarkv still leaves a whole archive, "
 		  "a power loss may not)", NULL },

@@ -33,6 +33,7 @@ struct tarkv {
 	char *opt_mode, *opt_mtime;
 	gint64 opt_owner, opt_group; /* -1: not given */
 	gboolean no_sync;            /* --no-sync: writes not flushed (kv_rw.h, no_flush) */
+	gint lock_wait;              /* --wait: seconds to wait for another writer's lock */
 };
 
 /* Print "tarkv: SOURCE: KEY: MESSAGE" (KEY may be NULL) on stderr. */

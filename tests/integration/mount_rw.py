@@ -221,9 +221,11 @@ def enospc(path, size):
         step = "fsync"
         try:
             os.fsync(fd)
-        finally:
-            step = "close"
+        except OSError:
             os.close(fd)
+            raise
+        step = "close"
+        os.close(fd)
     except OSError as e:
         print("%s: %s" % (step, errname(e)))
         sys.exit(0 if e.errno == errno.ENOSPC else 1)

@@ -5,6 +5,7 @@
     mount_rw.py writer DIR LOG PREFIX N  write N small files DIR/PREFIX-NNNN, each followed
                                          by fsync; the name goes to LOG (flushed to disk) only
                                          once its fsync returned 0; stops at the first error
+                                         (a PREFIX with xK in it: files K times as large)
     mount_rw.py crash-check DIR LOG      every file LOG names is in DIR with its contents
     mount_rw.py tarfile-check ARCHIVE REF
                                          Python's tarfile reads ARCHIVE without error; the
@@ -27,6 +28,7 @@ Exit 0 when all is well; otherwise one "FAIL: ..." line per problem (at most 20)
 import errno
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -64,9 +66,11 @@ def fsync_paths(paths):
 
 
 def crash_content(name):
-    """What the writer puts in a file of that name: its name, a few hundred times at most."""
+    """What the writer puts in a file of that name: its name, a few hundred times at most
+    (K times that for a name with xK in it)."""
     n = 1 + int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 300
-    return (name + "\n").encode() * n
+    scale = re.search(r"x(\d+)", name)
+    return (name + "\n").encode() * n * (int(scale.group(1)) if scale else 1)
 
 
 def writer(d, log, prefix, n):

@@ -14,7 +14,9 @@
 #      moved over a member), truncate, chmod/chown/touch -d on new files, >> onto a member,
 #      dd conv=notrunc, a 50 MiB file; the mount equals the reference before unmounting, and
 #      statfs shows free space;
-#   3. a member hard-linked in the archive overwritten through one name: both names change;
+#   3. a member hard-linked in the archive overwritten through one name: both names change
+#      (-o noindex); archives GNU tar (posix, v7), bsdtar and Python's tarfile (ustar, pax)
+#      made, and an empty one, changed;
 #   4. -o commit=3600: new files are seen at once with their current size, not in the
 #      archive before fsync, there once fsync of the file (or a directory) returned, and
 #      pending ones are appended at unmount; with the default commit=1 a change reaches the
@@ -317,9 +319,15 @@ if tm_mount "2. -o rw" "$T/main.tar" "$M" -o rw; then
 	tm_umount "2. -o rw" "$M" && ok "2. unmounted, the daemon gone"
 	verify "2. file" "$T/main.tar"
 fi
-# a second session on the same archive: changes to what the first one appended
+# a second session on the same archive (tarkv appended to it in between): changes to what
+# the first one appended
+echo 'put by tarkv' >"$S/tkv" && touch -d @1234567890 "$S/tkv"
+tk "$T/main.tar" put tkv/added "$S/tkv"
+expect_rc 0 "2. tarkv put between two sessions"
+mkdir -p "$R/tkv" && cp -p "$S/tkv" "$R/tkv/added"
 if tm_mount "2. a second -o rw mount" "$T/main.tar" "$M" -o rw; then
 	both "2. second session: overwrite, append to files of the first" 'echo second > new && echo more >> file1 && cp "$S/other" big'
+	both "2. second session: >> onto tarkv's member" 'echo more >> tkv/added'
 	both "2. second session: a file fsynced, then rm (the last member)" 'echo s > s2 && "$PY" "$HERE/mount_rw.py" fsync s2 && rm s2'
 	both "2. second session: new files deep in directories of the first" \
 		'mkdir -p tree/sub/deep/more && echo m > tree/sub/deep/more/f && echo k > keep/k'
@@ -355,12 +363,34 @@ fi
 # ---- 3. a member hard-linked in the archive, overwritten through one name ---------------
 cp "$T/base.tar" "$T/hl.tar"
 start hl "$T/hl.tar"
-if tm_mount "3. -o rw" "$T/hl.tar" "$M" -o rw; then
+if tm_mount "3. -o rw,noindex" "$T/hl.tar" "$M" -o rw,noindex; then
 	both "3. echo > one name of a hard-linked member" 'echo changed > hl-a && [ "$(cat hl-b)" = changed ]'
 	both "3. >> onto the other name" 'echo more >> hl-b'
 	tm_umount "3. -o rw" "$M"
 	verify "3. hard links" "$T/hl.tar"
 fi
+
+# ---- 3b. archives other writers made, and an empty one -----------------------------------
+"$PY" - "$S/base" "$T" <<'PYEOF' || fail "3b. Python's tarfile writing the archives"
+import os, sys, tarfile
+src, out = sys.argv[1], sys.argv[2]
+for name, fmt in (("py-ustar.tar", tarfile.USTAR_FORMAT), ("py-pax.tar", tarfile.PAX_FORMAT)):
+    with tarfile.open(os.path.join(out, name), "w", format=fmt) as tf:
+        for n in sorted(os.listdir(src)):
+            tf.add(os.path.join(src, n), n)
+PYEOF
+tar -C "$S/base" --format=posix -cf "$T/gnu-posix.tar" . &&
+	tar -C "$S/base" --format=v7 -cf "$T/gnu-v7.tar" . &&
+	bsdtar -C "$S/base" -cf "$T/bsdtar.tar" . && tar -cf "$T/empty.tar" -T /dev/null ||
+	fail "3b. tar and bsdtar writing the archives"
+for f in gnu-posix gnu-v7 bsdtar py-ustar py-pax empty; do
+	start "$f" "$T/$f.tar"
+	if tm_mount "3b. -o rw on $f.tar" "$T/$f.tar" "$M" -o rw; then
+		both "3b. $f.tar: cp -a, echo >, mkdir -p" 'cp -a "$S/tree" t && echo hi > new && mkdir -p a/b'
+		tm_umount "3b. $f.tar" "$M"
+		verify "3b. $f.tar" "$T/$f.tar"
+	fi
+done
 
 # ---- 4. when changes reach the archive -----------------------------------------------------
 cp "$T/base.tar" "$T/commit.tar"
@@ -449,6 +479,8 @@ if is_mounted "$M"; then
 	both "5. a new tree, then mv of its directory (not committed)" 'mkdir -p nd/e && echo f > nd/e/f && mv nd nd2'
 	both "5. a new tree, then rm -r (not committed)" 'mkdir -p rd/e && echo f > rd/e/f && ln -s f rd/l && rm -r rd'
 	both "5. a new file moved over another new one (not committed)" 'echo a > na && echo b > nb && mv na nb'
+	both "5. a new file, a hard link to it, rm of the first name (not committed)" 'echo h > h1 && ln h1 h2 && rm h1'
+	both "5. a hard link to a member, then rm of the link (not committed)" 'ln keep/orig keep/ol && rm keep/ol'
 	# (the last member renamed to a name its header cannot hold: cut and appended again?)
 	(cd "$M" && echo l4 >lm4 && "$PY" "$HERE/mount_rw.py" fsync lm4 && mv lm4 "$LONGF") >"$T/out" 2>"$T/err"
 	RC=$?

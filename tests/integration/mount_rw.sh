@@ -11,20 +11,25 @@
 #      modes, owners, mtimes, empty files, names over 100 and 255 bytes, non-ASCII names),
 #      tar -x, rsync -a, mkdir -p, ln -s, ln, mkfifo, echo >, overwriting members of the
 #      archive (echo >, cp), an editor's save (a temporary file, with and without fsync,
-#      moved over a member), truncate, chmod/chown/touch -d on new files, >> onto a member,
-#      dd conv=notrunc, a 50 MiB file; the mount equals the reference before unmounting, and
-#      statfs shows free space;
+#      moved over a member), truncate, chmod/chown/touch -d on new files and on members, ids
+#      past ustar's octal fields, ln of members and to long names, >> onto a member, dd
+#      conv=notrunc, a 50 MiB file, four writers at once; the mount equals the reference
+#      before unmounting, and statfs and df show free space; then tarkv put, and a second
+#      session changes what the first one wrote;
+#      (2b, a note: tar -x slower than the commit interval, whose symlink placeholders get
+#      committed before tar replaces them);
 #   3. a member hard-linked in the archive overwritten through one name: both names change
 #      (-o noindex); archives GNU tar (posix, v7), bsdtar and Python's tarfile (ustar, pax)
 #      made, and an empty one, changed;
 #   4. -o commit=3600: new files are seen at once with their current size, not in the
 #      archive before fsync, there once fsync of the file (or a directory) returned, and
 #      pending ones are appended at unmount; with the default commit=1 a change reaches the
-#      archive within seconds;
+#      archive within seconds; SIGTERM appends what is pending before the daemon exits;
 #   5. what append-only cannot do answers EPERM with one line of the daemon's (-f) naming
 #      the operation and the path: rm, rmdir, mv of members from before the mount, mv of a
-#      committed directory; rm, rmdir, mv of what is not committed yet work, and rm and mv of
-#      the last member appended;
+#      committed directory; rm, rmdir, mv of what is not committed yet work (hard links
+#      among them), and rm and mv of the last member appended (a note when mv to a long name
+#      is refused);
 #   6. a loop device, a window at an odd 512-multiple offset (the bytes around it unchanged)
 #      and an NBD export (nbdkit): a few changes each; statfs of the device and the window
 #      shows about their size less the archive's bytes;

@@ -2,7 +2,8 @@
 """Compare two directory trees field by field: ORACLE (what GNU tar extracted, as root) and
 MOUNT (what tarmount shows).
 
-    treecmp.py [--ns] [--archive ARCHIVE] [--label L] [--no-contents] ORACLE MOUNT
+    treecmp.py [--ns] [--archive ARCHIVE] [--label L] [--no-contents]
+               [--recent-slack SINCE:SECONDS] ORACLE MOUNT
 
 Per relative path (the two trees must hold the same set of paths):
   - file type;
@@ -35,6 +36,10 @@ Known legitimate differences, allowed:
     after the fact.  So the mtime of every directory the archive lists is compared with the
     archive's own value for it (Python's tarfile, the last member of that path; pax 'mtime'
     records read at full precision), never with the extraction's.
+  - With --recent-slack SINCE:SECONDS, the mtime of a non-directory whose ORACLE mtime is
+    SINCE (seconds since the epoch) or later may differ by up to SECONDS: a file written
+    "now" in the oracle and on the mount (mount_rw.sh) gets two nearby times.  Older mtimes
+    are still compared exactly.
   When Python's tarfile cannot read the archive, `tar -tf` gives the listed set and the
   directories' mtimes are not compared (a note says so).
 
@@ -55,11 +60,15 @@ ap.add_argument("--ns", action="store_true", help="compare mtime nanoseconds too
 ap.add_argument("--archive", help="the archive both trees come from (listed dirs, dir mtimes)")
 ap.add_argument("--label", default=None)
 ap.add_argument("--no-contents", action="store_true", help="skip sha256 of file contents")
+ap.add_argument("--recent-slack", default=None, metavar="SINCE:SECONDS",
+                help="mtimes at or after SINCE may differ by up to SECONDS (non-directories)")
 ap.add_argument("--max-report", type=int, default=40, help="differences shown per category")
 ap.add_argument("oracle")
 ap.add_argument("mount")
 args = ap.parse_args()
 
+RECENT_SINCE, RECENT_SLACK = (map(int, args.recent_slack.split(":")) if args.recent_slack
+                              else (None, 0))
 LABEL = args.label or (os.path.basename(args.archive) if args.archive else args.mount)
 NS = 10**9
 failures = {}  # category -> [messages]
@@ -257,7 +266,9 @@ def main():
         if want is not None:
             note("mtime")
             got = sm.st_mtime_ns
-            if args.ns:
+            if not is_dir and RECENT_SINCE is not None and want >= RECENT_SINCE * NS:
+                bad = abs(got - want) > RECENT_SLACK * NS
+            elif args.ns:
                 bad = got != want
             else:
                 bad = got // NS != want // NS

@@ -559,7 +559,8 @@ static ssize_t feed_read(void *ud, void *buf, size_t len)
 struct batch {
 	GArray *ms;      /* struct tm_kv_rw_member */
 	GPtrArray *strs; /* what the members' strings point to */
-	GPtrArray *what; /* per member: the struct dent * it is for */
+	GPtrArray *what; /* per member: the struct dent * it is for (NULL: the root) */
+	GPtrArray *of;   /* per member: the struct node * */
 	GPtrArray *nodes;
 	GPtrArray *feeds;
 };
@@ -570,6 +571,7 @@ static void batch_init(struct batch *b)
 		.ms = g_array_new(FALSE, TRUE, sizeof(struct tm_kv_rw_member)),
 		.strs = g_ptr_array_new_with_free_func(g_free),
 		.what = g_ptr_array_new(),
+		.of = g_ptr_array_new(),
 		.nodes = g_ptr_array_new(),
 		.feeds = g_ptr_array_new_with_free_func(g_free),
 	};
@@ -580,6 +582,7 @@ static void batch_free(struct batch *b)
 	g_array_free(b->ms, TRUE);
 	g_ptr_array_free(b->strs, TRUE);
 	g_ptr_array_free(b->what, TRUE);
+	g_ptr_array_free(b->of, TRUE);
 	g_ptr_array_free(b->nodes, TRUE);
 	g_ptr_array_free(b->feeds, TRUE);
 }
@@ -618,12 +621,22 @@ static void batch_member(struct tm_rw *rw, struct batch *b, struct node *n, stru
 	}
 	g_array_append_val(b->ms, m);
 	g_ptr_array_add(b->what, e);
+	g_ptr_array_add(b->of, n);
 }
 
 /* Put n (with the directories above it that are not in the archive yet) in the batch. */
 static void batch_node(struct tm_rw *rw, struct batch *b, struct node *n)
 {
-	if (n->queued || !n->names->len)
+	if (n->queued)
+		return;
+	if (n->ino == FUSE_ROOT_ID) { /* its attributes: a "./" member, as tar -C DIR . has */
+		n->queued = true;
+		g_ptr_array_add(b->nodes, n);
+		if (n->dirty)
+			batch_member(rw, b, n, NULL, "./", NULL);
+		return;
+	}
+	if (!n->names->len)
 		return;
 	struct dent *first = n->names->pdata[0];
 	struct node *dir = first->dir;
@@ -698,8 +711,9 @@ static int commit(struct tm_rw *rw, struct node *force, bool all, struct tm_kv_e
 	for (guint i = 0; rc == 0 && i < b.ms->len; i++) {
 		struct tm_kv_rw_member *m = &g_array_index(b.ms, struct tm_kv_rw_member, i);
 		struct dent *e = b.what->pdata[i];
-		struct node *n = e->node;
-		e->members++;
+		struct node *n = b.of->pdata[i];
+		if (e)
+			e->members++;
 		rw->last_header = m->header_offset;
 		if (m->d.type == TM_TAR_HARDLINK)
 			continue;

@@ -159,12 +159,10 @@ static void slot_put(struct builder *b, uint32_t de)
 	b->slots[i] = de + 1;
 }
 
-static uint32_t dentry_new(struct builder *b, uint32_t parent, const char *name, size_t len,
-			   uint32_t ino)
+/* A dentry for name[0..len), which the string pool holds at off. */
+static uint32_t dentry_put(struct builder *b, uint32_t parent, uint32_t off, const char *name,
+			  size_t len, uint32_t ino)
 {
-	uint32_t off = pool_add(b, b->strings, name, len, 1);
-	static const char nul;
-	pool_add(b, b->strings, &nul, 1, 1);
 	struct tm_dentry d = { off, ino };
 	uint32_t h = name_hash(parent, name, len);
 	g_array_append_val(b->dentries, d);
@@ -180,6 +178,15 @@ static uint32_t dentry_new(struct builder *b, uint32_t parent, const char *name,
 		slot_put(b, b->dentries->len - 1);
 	}
 	return b->dentries->len - 1;
+}
+
+static uint32_t dentry_new(struct builder *b, uint32_t parent, const char *name, size_t len,
+			   uint32_t ino)
+{
+	uint32_t off = pool_add(b, b->strings, name, len, 1);
+	static const char nul;
+	pool_add(b, b->strings, &nul, 1, 1);
+	return dentry_put(b, parent, off, name, len, ino);
 }
 
 /* Walk path[0..len) from the root, one segment at a time.  make: create missing
@@ -700,7 +707,9 @@ static bool builder_load(struct builder *b, const struct tm_index *base)
 				ok = false;
 				break;
 			}
-			dentry_new(b, dir, name, strlen(name), d->inode);
+			/* The pool was copied whole: the name stays where it is (once copied,
+			 * not again at every extension). */
+			dentry_put(b, dir, d->name, name, strlen(name), d->inode);
 			if (IS_DIR(inode_at(b, d->inode)->mode))
 				g_array_append_val(queue, d->inode);
 		}

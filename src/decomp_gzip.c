@@ -32,13 +32,14 @@ enum { AT_MEMBER = 0, AT_BLOCK = 1 };
 /* ISA-L's raw inflate, and what the scan needs to find block boundaries with it. */
 struct inflater {
 	struct inflate_state st;
-	struct inflate_state snap; /* st before the piece being fed (isal_seek_step) */
-	uint8_t *counted;          /* output up to here went into the CRC, size and uoff */
-	uint64_t due;              /* the decompressed offset where a point is next due */
-	bool seek;                 /* a point is due: feeding pieces to stop at a boundary */
-	uint64_t hist_end;         /* decompressed offset of hist's end */
+	uint8_t *counted;           /* output up to here went into the CRC, size and uoff */
+	uint64_t due;               /* the decompressed offset where a point is next due */
+	bool seek;                  /* a point is due: feeding pieces to stop at a boundary */
+	struct inflate_state *snap; /* the scan's: st before the piece being fed */
+	uint8_t *hist;              /* the scan's WINDOW bytes: output of the reads before this
+				     * one, near a due point */
+	uint64_t hist_end;          /* decompressed offset of hist's end */
 	uint32_t hist_len;
-	uint8_t hist[WINDOW];      /* output of the reads before this one, near a due point */
 };
 
 /* Deflating the scan's windows (pack_window). */
@@ -65,6 +66,8 @@ struct tm_dec {
 
 static void gz_close(struct tm_dec *x)
 {
+	g_free(x->isal->snap);
+	g_free(x->isal->hist);
 	g_free(x->isal);
 	g_free(x->pack);
 	tm_cin_free(&x->in);
@@ -91,6 +94,10 @@ static struct tm_dec *gz_open(struct tm_decomp *d, const struct tm_point *p, boo
 		start--; /* the byte holding the boundary's first bits */
 	tm_cin_init(&x->in, d, start, scan);
 	x->isal = g_new0(struct inflater, 1);
+	if (scan) {
+		x->isal->snap = g_new(struct inflate_state, 1);
+		x->isal->hist = g_malloc(WINDOW);
+	}
 	struct inflate_state *st = &x->isal->st;
 	isal_inflate_init(st);
 	x->isal->due = x->uoff + tm_decomp_spacing(d);
@@ -439,14 +446,14 @@ static int isal_seek_step(struct tm_dec *x, const uint8_t *buf)
 		if (level < last) {
 			st->next_in = x->in.buf + x->in.at; /* where the snapshot restarts */
 			st->avail_in = 0;
-			memcpy(&is->snap, st, isal_live(st));
+			memcpy(is->snap, st, isal_live(st));
 		}
 		if ((ret = isal_step(x, n, UINT64_MAX)) < 0)
 			break;
 		if (isal_at_boundary(st))
 			isal_point(x, buf); /* if it is due: else on to the next */
-		else if (level < last && isal_new_tables(st, &is->snap)) {
-			memcpy(st, &is->snap, isal_live(&is->snap));
+		else if (level < last && isal_new_tables(st, is->snap)) {
+			memcpy(st, is->snap, isal_live(is->snap));
 			x->in.at = (size_t)(st->next_in - x->in.buf);
 			end = x->in.at + n;
 			level++;

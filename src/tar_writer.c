@@ -253,7 +253,10 @@ static bool plan_fields(const struct tm_tar_desc *d, struct plan *pl, char *err)
 			return fail(err, "path ends in '/' but the member is a %s", what);
 		n--;
 	}
-	if (!check_path(d->path, n, "path", err))
+	/* "./" as a directory describes the root (the first member of tar -C DIR .); any other
+	 * member naming the root is refused. */
+	bool root = dir && n == 1 && d->path[0] == '.' && d->path[1] == '/';
+	if (!root && !check_path(d->path, n, "path", err))
 		return false;
 
 	if (link) {

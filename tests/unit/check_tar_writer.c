@@ -727,7 +727,8 @@ static const struct {
 	{ { .type = TM_TAR_REG, .path = "a/./b" }, "'.'" },
 	{ { .type = TM_TAR_REG, .path = "." }, "root" },
 	{ { .type = TM_TAR_REG, .path = "./." }, "'.'" },
-	{ { .type = TM_TAR_DIR, .path = "./" }, "root" },
+	{ { .type = TM_TAR_DIR, .path = "." }, "root" },
+	{ { .type = TM_TAR_SYMLINK, .path = "./", .linkpath = "t" }, "ends in '/'" },
 	{ { .type = TM_TAR_REG, .path = "/etc/passwd" }, "absolute" },
 	{ { .type = TM_TAR_DIR, .path = "/" }, "empty" },
 	{ { .type = TM_TAR_REG, .path = "a//b" }, "empty segment" },
@@ -814,6 +815,8 @@ START_TEST(test_good_paths)
 		  "");
 	roundtrip(&(struct tm_tar_desc){ .type = TM_TAR_DIR, .path = "a/b/", .mode = 0700 }, "");
 	roundtrip(&(struct tm_tar_desc){ .type = TM_TAR_DIR, .path = "./d" }, "");
+	/* the root, as the first member of tar -C DIR . (tarmount -o rw: its attributes) */
+	roundtrip(&(struct tm_tar_desc){ .type = TM_TAR_DIR, .path = "./", .mode = 0700 }, "");
 	/* a path given by length stops there */
 	roundtrip(&(struct tm_tar_desc){ .type = TM_TAR_REG, .path = "abcdef", .path_len = 3 },
 		  "");

@@ -1,4 +1,5 @@
-/* A read-write mount (tarmount -o rw): the VFS's changes over an archive that can only grow.
+/* A read-write mount (tarmount -o readwrite): the VFS's changes over an archive that can
+ * only grow.
  *
  * The tree served is the index's (immutable, as on a read-only mount) with an overlay of
  * what changed since the mount: new entries, and entries of the index whose bytes or

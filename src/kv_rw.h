@@ -110,7 +110,7 @@ int tm_kv_rw_remove(struct tm_kv_rw *rw, const char *key, struct tm_kv_error *er
 int tm_kv_rw_rename(struct tm_kv_rw *rw, const char *src, const char *dst,
 		    struct tm_kv_error *err);
 
-/* ---- for a writer that keeps its own view of the tree (tarmount -o rw) ----
+/* ---- for a writer that keeps its own view of the tree (tarmount -o readwrite) ----
  * These skip the checks of the operations above (the caller made them on its view) and do
  * not read what they write back into the index: tm_kv_rw_index stays as it was until
  * tm_kv_rw_reindex (the operations above call it first themselves). */

@@ -39,7 +39,8 @@ struct options {
 	int noindex;
 	int no_copy;    /* -o noseekable_copy */
 	int nofill;     /* -o nofill */
-	int rw;         /* -o rw */
+	int rw;         /* -o readwrite */
+	int ro;         /* -o ro given */
 	double commit;  /* -o commit=SECONDS */
 	int nosync;     /* -o nosync */
 	int64_t uid, gid;
@@ -56,14 +57,16 @@ struct options {
 };
 
 /* Options of libfuse's that we need to know about but leave on the line for libfuse. */
-enum { KEY_OTHERS_SEE, KEY_DEFAULT_PERMISSIONS, KEY_RW };
+enum { KEY_OTHERS_SEE, KEY_DEFAULT_PERMISSIONS, KEY_RW, KEY_RO };
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("allow_other", KEY_OTHERS_SEE),
 	FUSE_OPT_KEY("allow_root", KEY_OTHERS_SEE),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
-	FUSE_OPT_KEY("rw", KEY_RW),
+	/* Not "rw": mount(8) passes rw to every mount it makes, asked for or not. */
+	FUSE_OPT_KEY("readwrite", KEY_RW),
+	FUSE_OPT_KEY("ro", KEY_RO),
 	OPT("commit=%lf", commit, 0),
 	OPT("nosync", nosync, 1),
 	OPT("ignore_permissions", ignore_permissions, 1),
@@ -238,6 +241,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->rw = 1;
 		return 0; /* the mount is made rw by leaving out ro */
 	}
+	if (key == KEY_RO)
+		o->ro = 1;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1; /* libfuse's */
 	if (o->nonopt++ == 0) {
@@ -250,12 +255,13 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 static void usage(const char *prog)
 {
 	printf("usage: %s [OPTIONS] SOURCE MOUNTPOINT\n\n"
-	       "Mount the tar archive SOURCE on MOUNTPOINT, read-only unless -o rw.\n\n"
+	       "Mount the tar archive SOURCE on MOUNTPOINT, read-only unless -o readwrite.\n\n"
 	       "tarmount options:\n"
-	       "    -o rw                  read-write: changes are appended to the archive\n"
-	       "                           (a plain tar on a file, device or NBD export)\n"
-	       "    -o commit=SECONDS      -o rw: append changes this long after them (1)\n"
-	       "    -o nosync              -o rw: do not flush appends to the disk (safe\n"
+	       "    -o readwrite           changes are appended to the archive (a plain tar\n"
+	       "                           on a file, device or NBD export); -o rw alone, which\n"
+	       "                           mount(8) passes to every mount, leaves it read-only\n"
+	       "    -o commit=SECONDS      -o readwrite: append changes this long after them (1)\n"
+	       "    -o nosync              -o readwrite: do not flush appends to the disk (safe\n"
 	       "                           against a killed daemon, not a power loss)\n"
 	       "    -o uid=N               owner of every file\n"
 	       "    -o gid=N               group of every file\n"
@@ -516,13 +522,17 @@ int main(int argc, char **argv)
 				"xz, bzip2, lz4\n", o.compression_name);
 		goto out_args;
 	}
+	if (o.rw && o.ro) {
+		fprintf(stderr, "tarmount: -o readwrite and -o ro: choose one\n");
+		goto out_args;
+	}
 	if (o.commit != 0 && (!o.rw || !(o.commit > 0 && o.commit <= 86400))) {
 		fprintf(stderr, "tarmount: -o commit=%g: %s\n", o.commit,
-			o.rw ? "seconds, more than 0 and at most 86400" : "only with -o rw");
+			o.rw ? "seconds, more than 0 and at most 86400" : "only with -o readwrite");
 		goto out_args;
 	}
 	if (o.nosync && !o.rw) {
-		fprintf(stderr, "tarmount: -o nosync: only with -o rw\n");
+		fprintf(stderr, "tarmount: -o nosync: only with -o readwrite\n");
 		goto out_args;
 	}
 	if (o.commit == 0)
@@ -622,14 +632,14 @@ int main(int argc, char **argv)
 		kv_rw = tm_kv_rw_open(archive->data, archive->index, &ro, &kerr);
 		archive->index = NULL;
 		if (!kv_rw) {
-			fprintf(stderr, "tarmount: %s: -o rw: %s\n", o.source,
+			fprintf(stderr, "tarmount: %s: -o readwrite: %s\n", o.source,
 				tm_kv_strerror(&kerr, msg, sizeof msg));
 			goto out_index;
 		}
 		index = (struct tm_index *)tm_kv_rw_index(kv_rw);
 	}
 
-	/* Read-only unless -o rw; nosuid and nodev unless asked otherwise (given first, so
+	/* Read-only unless -o readwrite; nosuid and nodev unless asked otherwise (given first, so
 	 * that a user's -o suid or -o dev later on the line wins). */
 	char *fsname = realpath(o.source, NULL);
 	char *fsopt = escape_opt(fsname ? fsname : o.source);
@@ -704,7 +714,7 @@ int main(int argc, char **argv)
 	}
 	struct background bg = {
 		.archive = archive,
-		/* -o rw: saved at the end, with what was appended */
+		/* -o readwrite: saved at the end, with what was appended */
 		.save = !o.noindex && !archive->loaded && !o.rw,
 		.copy = archive->copy_path && !archive->copy_used && !o.no_copy,
 	};

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Helpers of mount_rw.sh (tarmount -o rw), one subcommand a call:
+"""Helpers of mount_rw.sh (tarmount -o readwrite), one subcommand a call:
 
     mount_rw.py fsync PATH...            fsync(2) each path (files and directories)
     mount_rw.py writer DIR LOG PREFIX N  write N small files DIR/PREFIX-NNNN, each followed

@@ -1,11 +1,11 @@
 #!/bin/bash
 # shellcheck disable=SC2015,SC2016,SC2317 # ok/fail return 0; commands run in both trees; traps
-# tarmount -o rw (issue 11), each change made on the mount and on a reference directory on
+# tarmount -o readwrite (issue 11), each change made on the mount and on a reference directory on
 # local disk, the archive then read by GNU tar, bsdtar, Python's tarfile, tarkv and a
 # read-only remount (with and without -o noindex), each compared with the reference
 # (treecmp.py: names, types, modes, owners, sizes, contents, symlink targets, hard links as
 # one inode, mtimes; a file written "now" may differ by 3 s in its mtime):
-#   1. without -o rw every change answers EROFS; -o rw on a .tar.gz is refused with one line
+#   1. without -o readwrite every change answers EROFS; -o readwrite on a .tar.gz is refused with one line
 #      (read-only, compressed), nothing mounted; the mount table says rw,nosuid,nodev;
 #   2. on a file: cp, cp -a of a tree (files, directories, symlinks, hard links, a FIFO,
 #      modes, owners, mtimes, empty files, names over 100 and 255 bytes, non-ASCII names),
@@ -35,7 +35,7 @@
 #      shows about their size less the archive's bytes;
 #   7. no space: in a window a little larger than the archive a file larger than the room
 #      fails with ENOSPC, the archive stays whole with what came before;
-#   8. two processes: while the archive is mounted -o rw, tarkv put and a second -o rw
+#   8. two processes: while the archive is mounted -o readwrite, tarkv put and a second -o readwrite
 #      mount are refused (locked), a read-only mount and tarkv ls work;
 #   9. kill -9 of the daemon at random points while files are written and fsynced, six
 #      times (small files, then files of about 1 MiB): GNU tar reads the archive (exit 0)
@@ -240,38 +240,52 @@ head -c 50M /dev/urandom >"$S/big"
 
 # ---- 1. read-only by default, compressed refused, the mount table ----------------------
 cp "$T/base.tar" "$T/ro.tar"
-if tm_mount "1. without -o rw" "$T/ro.tar" "$T/m1"; then
+if tm_mount "1. without -o readwrite" "$T/ro.tar" "$T/m1"; then
 	(cd "$T/m1" && timeout 10 touch x) >"$T/out" 2>"$T/err"
 	RC=$?
 	[ "$RC" != 0 ] && grep -q 'Read-only file system' "$T/err" &&
-		ok "1. without -o rw: touch fails with 'Read-only file system'" ||
-		fail "1. without -o rw: touch: want 'Read-only file system' $(last)"
+		ok "1. without -o readwrite: touch fails with 'Read-only file system'" ||
+		fail "1. without -o readwrite: touch: want 'Read-only file system' $(last)"
 	(cd "$T/m1" && timeout 10 bash -c 'echo x >> old') >"$T/out" 2>"$T/err"
 	RC=$?
 	[ "$RC" != 0 ] && grep -q 'Read-only file system' "$T/err" &&
-		ok "1. without -o rw: >> fails with 'Read-only file system'" ||
-		fail "1. without -o rw: >>: want 'Read-only file system' $(last)"
-	tm_umount "1. without -o rw" "$T/m1"
-	cmp -s "$T/ro.tar" "$T/base.tar" && ok "1. without -o rw: the archive is unchanged" ||
-		fail "1. without -o rw: the archive changed"
+		ok "1. without -o readwrite: >> fails with 'Read-only file system'" ||
+		fail "1. without -o readwrite: >>: want 'Read-only file system' $(last)"
+	tm_umount "1. without -o readwrite" "$T/m1"
+	cmp -s "$T/ro.tar" "$T/base.tar" && ok "1. without -o readwrite: the archive is unchanged" ||
+		fail "1. without -o readwrite: the archive changed"
 fi
+# -o rw alone is what mount(8) passes to every mount (rw,dev,suid): it must not write
+if tm_mount "1. -o rw,dev,suid (as mount(8) passes)" "$T/ro.tar" "$T/m1" -o rw,dev,suid; then
+	(cd "$T/m1" && timeout 10 touch x) >"$T/out" 2>"$T/err"
+	RC=$?
+	[ "$RC" != 0 ] && grep -q 'Read-only file system' "$T/err" &&
+		ok "1. -o rw alone: touch fails with 'Read-only file system'" ||
+		fail "1. -o rw alone: touch: want 'Read-only file system' $(last)"
+	mount_line "$T/m1" | awk '{ print $4 }' | tr , '\n' | grep -qx ro &&
+		ok "1. -o rw alone: mounted ro" || fail "1. -o rw alone: $(mount_line "$T/m1")"
+	tm_umount "1. -o rw alone" "$T/m1"
+fi
+run "$TARMOUNT" -o readwrite,ro "$T/ro.tar" "$T/m1"
+[ "$RC" != 0 ] && grep -q 'choose one' "$T/err" && ! is_mounted "$T/m1" &&
+	ok "1. -o readwrite,ro: refused" || fail "1. -o readwrite,ro: want a refusal $(last)"
 gzip -c "$T/base.tar" >"$T/base.tar.gz"
 mkdir -p "$T/m1gz"
 MOUNTS+=("$T/m1gz")
-run "$TARMOUNT" -o rw "$T/base.tar.gz" "$T/m1gz"
+run "$TARMOUNT" -o readwrite "$T/base.tar.gz" "$T/m1gz"
 if [ "$RC" != 0 ] && [ "$RC" != 124 ] && [ "$(wc -l <"$T/err")" = 1 ] &&
 	grep -qi 'compressed' "$T/err" && grep -qi 'read-only' "$T/err"; then
-	ok "1. -o rw on a .tar.gz: exit $RC, one line: $(cat "$T/err")"
+	ok "1. -o readwrite on a .tar.gz: exit $RC, one line: $(cat "$T/err")"
 else
-	fail "1. -o rw on a .tar.gz: want exit non-zero and one line saying read-only, compressed $(last)"
+	fail "1. -o readwrite on a .tar.gz: want exit non-zero and one line saying read-only, compressed $(last)"
 fi
 ! is_mounted "$T/m1gz" && [ -z "$(daemon_pids "$T/m1gz")" ] &&
-	ok "1. -o rw on a .tar.gz: nothing mounted, no daemon" || fail "1. -o rw on a .tar.gz: mounted or a daemon left"
+	ok "1. -o readwrite on a .tar.gz: nothing mounted, no daemon" || fail "1. -o readwrite on a .tar.gz: mounted or a daemon left"
 
 # ---- 2. a file, everything a user does --------------------------------------------------
 cp "$T/base.tar" "$T/main.tar"
 start main "$T/main.tar"
-if tm_mount "2. -o rw" "$T/main.tar" "$M" -o rw; then
+if tm_mount "2. -o readwrite" "$T/main.tar" "$M" -o readwrite; then
 	opts=$(mount_line "$M" | awk '{ print $4 }')
 	for o in rw nosuid nodev; do
 		[[ ,$opts, == *,$o,* ]] && ok "2. mount table: $o" || fail "2. mount table: no $o in '$opts'"
@@ -321,7 +335,7 @@ if tm_mount "2. -o rw" "$T/main.tar" "$M" -o rw; then
 	both "2. four writers at once, some fsyncing" \
 		'for i in 1 2 3 4; do (mkdir par$i && for j in $(seq 40); do echo $i-$j > par$i/f$j; [ $((j % 10)) = 0 ] && "$PY" "$HERE/mount_rw.py" fsync par$i/f$j; done) & done; wait; touch -d @1500000000 par*/*'
 	same "2. the mount before unmounting" "$R" "$M"
-	tm_umount "2. -o rw" "$M" && ok "2. unmounted, the daemon gone"
+	tm_umount "2. -o readwrite" "$M" && ok "2. unmounted, the daemon gone"
 	verify "2. file" "$T/main.tar"
 fi
 # a second session on the same archive (tarkv appended to it in between): changes to what
@@ -330,14 +344,14 @@ echo 'put by tarkv' >"$S/tkv" && touch -d @1234567890 "$S/tkv"
 tk "$T/main.tar" put tkv/added "$S/tkv"
 expect_rc 0 "2. tarkv put between two sessions"
 mkdir -p "$R/tkv" && cp -p "$S/tkv" "$R/tkv/added"
-if tm_mount "2. a second -o rw mount" "$T/main.tar" "$M" -o rw; then
+if tm_mount "2. a second -o readwrite mount" "$T/main.tar" "$M" -o readwrite; then
 	both "2. second session: overwrite, append to files of the first" 'echo second > new && echo more >> file1 && cp "$S/other" big'
 	both "2. second session: >> onto tarkv's member" 'echo more >> tkv/added'
 	both "2. second session: a file fsynced, then rm (the last member)" 'echo s > s2 && "$PY" "$HERE/mount_rw.py" fsync s2 && rm s2'
 	both "2. second session: new files deep in directories of the first" \
 		'mkdir -p tree/sub/deep/more && echo m > tree/sub/deep/more/f && echo k > keep/k'
 	same "2. second session: the mount" "$R" "$M"
-	tm_umount "2. a second -o rw mount" "$M"
+	tm_umount "2. a second -o readwrite mount" "$M"
 	verify "2. second session" "$T/main.tar"
 fi
 
@@ -350,28 +364,28 @@ mkdir -p "$S/xs" && ln -s /abs/target "$S/xs/abs" && ln -s ../up "$S/xs/up" &&
 	head -c 30000 /dev/urandom >"$S/xs/z" && tar -C "$S" -cf "$S/xs.tar" xs/abs xs/up xs/z
 cp "$T/base.tar" "$T/slow.tar"
 start slow "$T/slow.tar"
-if tm_mount "2b. -o rw" "$T/slow.tar" "$M" -o rw; then
+if tm_mount "2b. -o readwrite" "$T/slow.tar" "$M" -o readwrite; then
 	slow_x='{ head -c 10240 "$S/xs.tar"; sleep 2.5; tail -c +10241 "$S/xs.tar"; } | tar -x -C "$D" -f -'
 	(cd "$M" && D=$M timeout 60 bash -c "$slow_x") >"$T/out" 2>"$T/err"
 	RC=$?
 	(cd "$R" && D=$R bash -c "$slow_x")
 	if [ "$RC" = 0 ] && [ ! -s "$T/err" ]; then
 		ok "2b. tar -x with symlink placeholders, slower than commit=1"
-		tm_umount "2b. -o rw" "$M"
+		tm_umount "2b. -o readwrite" "$M"
 		verify "2b. slow tar -x" "$T/slow.tar"
 	else
 		note "2b. tar -x with symlink placeholders (absolute, '..'), slower than commit=1, fails $(last)"
-		tm_umount "2b. -o rw" "$M"
+		tm_umount "2b. -o readwrite" "$M"
 	fi
 fi
 
 # ---- 3. a member hard-linked in the archive, overwritten through one name ---------------
 cp "$T/base.tar" "$T/hl.tar"
 start hl "$T/hl.tar"
-if tm_mount "3. -o rw,noindex" "$T/hl.tar" "$M" -o rw,noindex; then
+if tm_mount "3. -o readwrite,noindex" "$T/hl.tar" "$M" -o readwrite,noindex; then
 	both "3. echo > one name of a hard-linked member" 'echo changed > hl-a && [ "$(cat hl-b)" = changed ]'
 	both "3. >> onto the other name" 'echo more >> hl-b'
-	tm_umount "3. -o rw" "$M"
+	tm_umount "3. -o readwrite" "$M"
 	verify "3. hard links" "$T/hl.tar"
 fi
 
@@ -390,7 +404,7 @@ tar -C "$S/base" --format=posix -cf "$T/gnu-posix.tar" . &&
 	fail "3b. tar and bsdtar writing the archives"
 for f in gnu-posix gnu-v7 bsdtar py-ustar py-pax empty; do
 	start "$f" "$T/$f.tar"
-	if tm_mount "3b. -o rw on $f.tar" "$T/$f.tar" "$M" -o rw; then
+	if tm_mount "3b. -o readwrite on $f.tar" "$T/$f.tar" "$M" -o readwrite; then
 		both "3b. $f.tar: cp -a, echo >, mkdir -p" 'cp -a "$S/tree" t && echo hi > new && mkdir -p a/b'
 		tm_umount "3b. $f.tar" "$M"
 		verify "3b. $f.tar" "$T/$f.tar"
@@ -400,7 +414,7 @@ done
 # ---- 4. when changes reach the archive -----------------------------------------------------
 cp "$T/base.tar" "$T/commit.tar"
 start commit "$T/commit.tar"
-if tm_mount "4. -o rw,commit=3600" "$T/commit.tar" "$M" -o rw,commit=3600; then
+if tm_mount "4. -o readwrite,commit=3600" "$T/commit.tar" "$M" -o readwrite,commit=3600; then
 	both "4. echo hello > p1" 'echo hello > p1'
 	[ "$(stat -c %s "$M/p1")" = 6 ] && [ "$(cat "$M/p1")" = hello ] && find "$M" -maxdepth 1 -name p1 | grep -q . &&
 		ok "4. a new file is listed, has its size and contents at once" ||
@@ -418,21 +432,21 @@ if tm_mount "4. -o rw,commit=3600" "$T/commit.tar" "$M" -o rw,commit=3600; then
 	fsync_m "4. fsync of a directory" pd
 	listed "$T/commit.tar" pd && ok "4. once fsync of pd returned, GNU tar lists pd" || fail "4. after fsync of pd, pd is not in the archive"
 	both "4. echo > p3 left pending" 'echo pending > p3 && mkdir -p pd/q && echo q > pd/q/f'
-	tm_umount "4. -o rw,commit=3600" "$M"
+	tm_umount "4. -o readwrite,commit=3600" "$M"
 	verify "4. commit at unmount" "$T/commit.tar"
 fi
 cp "$T/base.tar" "$T/commit1.tar"
-if tm_mount "4. -o rw (commit=1)" "$T/commit1.tar" "$T/m.commit1" -o rw; then
+if tm_mount "4. -o readwrite (commit=1)" "$T/commit1.tar" "$T/m.commit1" -o readwrite; then
 	echo soon >"$T/m.commit1/c1"
 	t0=$(date +%s%N)
 	for _ in $(seq 40); do listed "$T/commit1.tar" c1 && break; sleep 0.2; done
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	listed "$T/commit1.tar" c1 && [ "$ms" -le 4000 ] && ok "4. default commit: c1 in the archive after $ms ms" ||
 		fail "4. default commit: c1 not in the archive after $ms ms (want about 1 s)"
-	tm_umount "4. -o rw (commit=1)" "$T/m.commit1"
+	tm_umount "4. -o readwrite (commit=1)" "$T/m.commit1"
 fi
 cp "$T/base.tar" "$T/term.tar"
-if tm_mount "4. -o rw,commit=3600, then SIGTERM" "$T/term.tar" "$T/m.term" -o rw,commit=3600; then
+if tm_mount "4. -o readwrite,commit=3600, then SIGTERM" "$T/term.tar" "$T/m.term" -o readwrite,commit=3600; then
 	echo 'pending at SIGTERM' >"$T/m.term/t1"
 	pids=$(daemon_pids "$T/m.term")
 	# shellcheck disable=SC2086
@@ -449,7 +463,7 @@ cp "$T/base.tar" "$T/eperm.tar"
 start eperm "$T/eperm.tar"
 LOG=$T/eperm.log
 MOUNTS+=("$M")
-"$TARMOUNT" -f -o rw,commit=3600 "$T/eperm.tar" "$M" >"$LOG" 2>&1 &
+"$TARMOUNT" -f -o readwrite,commit=3600 "$T/eperm.tar" "$M" >"$LOG" 2>&1 &
 FG=$!
 for _ in $(seq 100); do is_mounted "$M" && break; alive "$FG" || break; sleep 0.1; done
 # refused WHAT CMD PATH OPS: CMD fails on the mount with "Operation not permitted", and the
@@ -492,13 +506,13 @@ if is_mounted "$M"; then
 	if [ "$RC" = 0 ]; then echo l4 >"$R/$LONGF"; else
 		note "5. mv of the last member to a name over 100 bytes fails $(last)"; echo l4 >"$R/lm4"; fi
 	same "5. the mount after the refusals" "$R" "$M"
-	tm_umount "5. -o rw,commit=3600 -f" "$M"
+	tm_umount "5. -o readwrite,commit=3600 -f" "$M"
 	wait "$FG"
 	rc=$?
 	[ "$rc" = 0 ] && ok "5. tarmount -f exits 0 at unmount" || fail "5. tarmount -f exit $rc: $(tail -n 3 "$LOG")"
 	verify "5. after the refusals" "$T/eperm.tar"
 else
-	fail "5. tarmount -f -o rw did not mount: $(head -c 300 "$LOG")"
+	fail "5. tarmount -f -o readwrite did not mount: $(head -c 300 "$LOG")"
 fi
 
 # ---- 6. a loop device, a window, an NBD export --------------------------------------------
@@ -513,7 +527,7 @@ DEVSIZE=16777216
 truncate -s "$DEVSIZE" "$T/dev.img" && dd if="$T/base.tar" of="$T/dev.img" conv=notrunc status=none
 if loop "$T/dev.img"; then
 	start dev "$T/base.tar"
-	if tm_mount "6. -o rw on a loop device" "$dev" "$M" -o rw; then
+	if tm_mount "6. -o readwrite on a loop device" "$dev" "$M" -o readwrite; then
 		avail_about "6. loop device" "$M" $((DEVSIZE - $(used "$T/base.tar"))) $((DEVSIZE / 10))
 		few_changes "6. loop device"
 		both "6. loop device: a 4 MiB file, fsynced" 'head -c 4194304 "$S/big" > four && "$PY" "$HERE/mount_rw.py" fsync four'
@@ -528,7 +542,7 @@ head -c "$OFF" /dev/urandom >"$T/pre" && head -c 100000 /dev/urandom >"$T/post"
 cp "$T/base.tar" "$T/win.tar" && truncate -s "$WIN" "$T/win.tar"
 cat "$T/pre" "$T/win.tar" "$T/post" >"$T/win.img"
 start win "$T/base.tar"
-if tm_mount "6. -o rw,offset=$OFF,size=$WIN" "$T/win.img" "$M" -o "rw,offset=$OFF,size=$WIN"; then
+if tm_mount "6. -o readwrite,offset=$OFF,size=$WIN" "$T/win.img" "$M" -o "readwrite,offset=$OFF,size=$WIN"; then
 	avail_about "6. window" "$M" $((WIN - $(used "$T/base.tar"))) $((WIN / 10))
 	few_changes "6. window"
 	tm_umount "6. window" "$M"
@@ -542,7 +556,7 @@ if command -v nbdkit >/dev/null && command -v nbdinfo >/dev/null; then
 	cp "$T/base.tar" "$T/nbd.img" && truncate -s 8M "$T/nbd.img"
 	start nbd "$T/base.tar"
 	if start_nbdkit file "$T/nbd.sock" file "$T/nbd.img" &&
-		tm_mount "6. -o rw on NBD" "$(uri "$T/nbd.sock")" "$M" -o rw; then
+		tm_mount "6. -o readwrite on NBD" "$(uri "$T/nbd.sock")" "$M" -o readwrite; then
 		few_changes "6. NBD"
 		tm_umount "6. NBD" "$M"
 		stop_server "$T/file.pid"
@@ -556,7 +570,7 @@ fi
 N=$(($(stat -c %s "$T/base.tar") + 65536))
 cp "$T/base.tar" "$T/nospc.img" && truncate -s "$N" "$T/nospc.img"
 start nospc "$T/base.tar"
-if tm_mount "7. -o rw,offset=0,size=$N" "$T/nospc.img" "$M" -o "rw,offset=0,size=$N"; then
+if tm_mount "7. -o readwrite,offset=0,size=$N" "$T/nospc.img" "$M" -o "readwrite,offset=0,size=$N"; then
 	avail_about "7. a window of $N bytes" "$M" $((N - $(used "$T/base.tar"))) $((N / 10))
 	both "7. a small file, fsynced" 'echo small > small && "$PY" "$HERE/mount_rw.py" fsync small'
 	got=$("$PY" "$HERE/mount_rw.py" enospc "$M/huge" 1048576 2>&1) &&
@@ -572,26 +586,26 @@ fi
 
 # ---- 8. two processes ---------------------------------------------------------------------
 cp "$T/base.tar" "$T/two.tar"
-if tm_mount "8. -o rw" "$T/two.tar" "$T/m.two" -o rw,commit=3600; then
+if tm_mount "8. -o readwrite" "$T/two.tar" "$T/m.two" -o readwrite,commit=3600; then
 	# (tarkv waits for another writer's lock, --wait seconds: then refuses, exit 3)
 	timeout 20 "$TARKV" --wait=2 "$T/two.tar" put k "$S/other" >"$T/out" 2>"$T/err"
 	RC=$?
-	[ "$RC" = 3 ] && grep -Eqi 'lock|busy' "$T/err" && ok "8. tarkv put while mounted -o rw: exit $RC, $(head -n 1 "$T/err")" ||
-		fail "8. tarkv put while mounted -o rw: want a locked/busy error $(last)"
+	[ "$RC" = 3 ] && grep -Eqi 'lock|busy' "$T/err" && ok "8. tarkv put while mounted -o readwrite: exit $RC, $(head -n 1 "$T/err")" ||
+		fail "8. tarkv put while mounted -o readwrite: want a locked/busy error $(last)"
 	mkdir -p "$T/m.two2"
 	MOUNTS+=("$T/m.two2")
-	run "$TARMOUNT" -o rw "$T/two.tar" "$T/m.two2"
+	run "$TARMOUNT" -o readwrite "$T/two.tar" "$T/m.two2"
 	[ "$RC" != 0 ] && [ "$RC" != 124 ] && grep -Eqi 'lock|busy' "$T/err" && ! is_mounted "$T/m.two2" &&
-		ok "8. a second -o rw mount: exit $RC, $(head -n 1 "$T/err")" ||
-		fail "8. a second -o rw mount: want a locked/busy error, nothing mounted $(last)"
+		ok "8. a second -o readwrite mount: exit $RC, $(head -n 1 "$T/err")" ||
+		fail "8. a second -o readwrite mount: want a locked/busy error, nothing mounted $(last)"
 	if tm_mount "8. a read-only mount beside" "$T/two.tar" "$T/m.two3"; then
 		[ "$(cat "$T/m.two3/keep/orig" 2>&1)" = 'original file' ] && ok "8. a read-only mount beside reads" ||
 			fail "8. a read-only mount beside: keep/orig reads '$(cat "$T/m.two3/keep/orig" 2>&1)'"
 		tm_umount "8. read-only beside" "$T/m.two3"
 	fi
 	tk "$T/two.tar" ls -R
-	expect_rc 0 "8. tarkv ls -R while mounted -o rw"
-	tm_umount "8. -o rw" "$T/m.two"
+	expect_rc 0 "8. tarkv ls -R while mounted -o readwrite"
+	tm_umount "8. -o readwrite" "$T/m.two"
 	cmp -s "$T/two.tar" "$T/base.tar" && ok "8. the refused put left the archive unchanged" ||
 		fail "8. the archive changed"
 fi
@@ -602,7 +616,7 @@ cp "$T/base.tar" "$T/crash.tar"
 # rounds 5 and 6 write files of about 1 MiB
 kills=0
 for round in 1 2 3 4 5x300 6x300; do
-	tm_mount "9. round $round: -o rw (after $kills kills)" "$T/crash.tar" "$T/m.crash" -o rw || break
+	tm_mount "9. round $round: -o readwrite (after $kills kills)" "$T/crash.tar" "$T/m.crash" -o readwrite || break
 	pids=$(daemon_pids "$T/m.crash")
 	timeout 60 "$PY" "$HERE/mount_rw.py" writer "$T/m.crash" "$T/crash.log" "r$round" 300 >"$T/writer.out" 2>&1 &
 	wpid=$!

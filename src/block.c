@@ -293,6 +293,7 @@ int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
 	uint8_t *out = buf;
 	uint8_t *bounce = NULL;
 	int rc = 0;
+	const uint64_t end = off + len;
 	while (len > 0) {
 		uint64_t head = off % ss;
 		if (head == 0 && len >= ss) {
@@ -326,6 +327,15 @@ int tm_block_pread(struct tm_block *b, void *buf, size_t len, uint64_t off,
 		out += n, off += n, len -= n;
 	}
 	free(bounce);
+	/* A size still pending when the range was checked may have become known since, and
+	 * short of end: what was read past it is the zeros of a partial last sector. */
+	if (rc == 0 && info.size_pending) {
+		tm_block_get_info(b, &info);
+		dev = info.size_bytes ? info.size_bytes : info.size_sectors * ss;
+		if (!info.size_pending && end > dev)
+			rc = tm_block_fail(err, TM_BLOCK_OUT_OF_RANGE, 0, "bytes up to %llu of %llu",
+					   (unsigned long long)end, (unsigned long long)dev);
+	}
 	return rc;
 }
 

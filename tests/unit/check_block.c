@@ -249,6 +249,78 @@ START_TEST(test_check_range)
 }
 END_TEST
 
+/* A stream whose size is pending until its first read, as a decompressor's during its
+ * scan: the read learns the end, and reads the partial last sector as zeros past it. */
+struct settling {
+	struct tm_block b;
+	uint64_t size;
+	bool known;
+};
+
+static void settling_get_info(struct tm_block *b, struct tm_block_info *info)
+{
+	struct settling *s = (struct settling *)b;
+	*info = (struct tm_block_info){ .sector_size = 512 };
+	if (s->known) {
+		info->size_sectors = (s->size + 511) / 512;
+		info->size_bytes = s->size;
+	} else {
+		info->size_pending = true;
+		info->size_sectors = 1u << 20;
+	}
+}
+
+static int settling_read(struct tm_block *b, uint64_t sector, const struct iovec *iov,
+			 int iovcnt, struct tm_block_error *err)
+{
+	struct settling *s = (struct settling *)b;
+	s->known = true;
+	struct tm_block_info info;
+	settling_get_info(b, &info);
+	if (tm_block_check_range(&info, sector, iov, iovcnt, err) < 0)
+		return -1;
+	uint64_t off = sector * 512;
+	for (int i = 0; i < iovcnt; i++) {
+		uint8_t *p = iov[i].iov_base;
+		for (size_t k = 0; k < iov[i].iov_len; k++, off++)
+			p[k] = off < s->size ? (uint8_t)(off % 251 + 1) : 0;
+	}
+	return 0;
+}
+
+static void settling_disconnect(struct tm_block *b)
+{
+	g_free(b);
+}
+
+static const struct tm_block_ops settling_ops = {
+	.name = "settling",
+	.get_info = settling_get_info,
+	.read = settling_read,
+	.write = tm_block_write_read_only,
+	.disconnect = settling_disconnect,
+};
+
+/* The range is checked again once the size is known: bytes past the end found meanwhile
+ * are out of range, not zeros. */
+START_TEST(test_pread_size_settles)
+{
+	struct settling *s = g_new0(struct settling, 1);
+	s->b.ops = &settling_ops;
+	s->size = 1000;
+	uint8_t buf[1100];
+	struct tm_block_error err = { 0 };
+	ck_assert_int_lt(tm_block_pread(&s->b, buf, 1036, 0, &err), 0);
+	ck_assert_int_eq(err.code, TM_BLOCK_OUT_OF_RANGE);
+	s->known = false;
+	ck_assert_int_eq(tm_block_pread(&s->b, buf, 1000, 0, &err), 0);
+	ck_assert_int_eq(buf[999], 999 % 251 + 1);
+	s->known = false;
+	ck_assert_int_lt(tm_block_pread(&s->b, buf, 5, 998, &err), 0);
+	tm_block_disconnect(&s->b);
+}
+END_TEST
+
 START_TEST(test_fail_and_strerror)
 {
 	struct tm_block_error err;
@@ -452,6 +524,7 @@ Suite *block_suite(void)
 	tcase_add_loop_test(tc, test_mem_sector_reads, 0, 2);
 	tcase_add_test(tc, test_mem_empty);
 	tcase_add_test(tc, test_check_range);
+	tcase_add_test(tc, test_pread_size_settles);
 	tcase_add_test(tc, test_fail_and_strerror);
 	suite_add_tcase(s, tc);
 

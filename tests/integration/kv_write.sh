@@ -12,7 +12,8 @@
 #   3. kill -9 of tarkv at random points of 30 appends of 8 MiB values (a third of them with
 #      --no-sync, which a kill does not defeat either): after each, GNU tar
 #      reads the whole archive (exit 0), every acknowledged member is there and intact, and
-#      the killed one is there whole or not at all; tarkv then appends again;
+#      the killed one is there whole or not at all; tarkv then appends again; then 300
+#      small appends, each killed at a random point, with the same checks;
 #   4. appends through a 4096-byte-sector loop device, a window at an odd offset (the
 #      bytes around it unchanged) and an NBD export (nbdkit file), GNU tar reading each;
 #      nbdkit's error filter failing every write (a clear error, the archive intact), a
@@ -125,6 +126,34 @@ expect_rc 0 "3. an append after the kills"
 tk "$T/k.tar" cat after
 expect_out after "3. it reads back"
 lists "3. after the kills" "$T/k.tar" after "${acked[@]}"
+
+# Hundreds of small appends, each killed at a random point of its few milliseconds (before
+# its start, in its writes and flushes, or after its end): the same checks after every one.
+cp "$T/r.tar" "$T/s.tar"
+acked=()
+bad=0
+for i in $(seq 300); do
+	head -c $((RANDOM % 3 * 20000 + RANDOM % 700)) /dev/urandom >"$T/small$i"
+	"$TARKV" -q "$T/s.tar" put "s/v$i" "$T/small$i" 2>/dev/null &
+	pid=$!
+	sleep "0.0$(printf %02d $((RANDOM % 25)))"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null && acked+=("$i")
+	if ! tar -tf "$T/s.tar" >"$T/list" 2>"$T/tar.err"; then
+		bad=$((bad + 1)); echo "  after kill $i: GNU tar: $(head -c 200 "$T/tar.err")"; continue
+	fi
+	if grep -qxF "s/v$i" "$T/list" && ! tar -xOf "$T/s.tar" "s/v$i" 2>/dev/null | cmp -s - "$T/small$i"; then
+		bad=$((bad + 1)); echo "  after kill $i: s/v$i is there but not whole"
+	fi
+done
+tar -tf "$T/s.tar" >"$T/list" 2>/dev/null
+for i in "${acked[@]}"; do
+	grep -qxF "s/v$i" "$T/list" && tar -xOf "$T/s.tar" "s/v$i" 2>/dev/null | cmp -s - "$T/small$i" ||
+		{ bad=$((bad + 1)); echo "  s/v$i was acknowledged but is lost or differs"; }
+done
+[ "$bad" = 0 ] && [ "${#acked[@]}" -gt 0 ] &&
+	ok "3. 300 kills of small appends: GNU tar reads the archive each time, every acknowledged member whole (${#acked[@]} acknowledged)" ||
+	fail "3. 300 kills of small appends: $bad problems, ${#acked[@]} acknowledged"
 
 # ---- 4. devices, windows, NBD ------------------------------------------------------------
 truncate -s 16M "$T/d4096.img" && dd if="$T/r.tar" of="$T/d4096.img" conv=notrunc status=none

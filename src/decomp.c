@@ -987,7 +987,9 @@ static bool scan_units(struct emitter *e, struct tm_block_error *err)
 	struct tm_point tail = { 0 }; /* where what is left starts */
 	while (ok) {
 		/* Keep every worker busy, and one unit ready behind them, within the memory the
-		 * cache is given (a unit alone may pass it: one at a time then). */
+		 * cache is given; but a unit to each worker whatever their size (at most
+		 * TM_UNIT_MAX each: bzip2's bound alone, 46 MB for what RLE1 could expand a
+		 * block to, passes a 64 MiB cache twice, while its blocks rarely pass 1 MB). */
 		while (more && jobs.length < WORKERS + 1) {
 			if (!have_next) {
 				next = last;
@@ -1005,7 +1007,7 @@ static bool scan_units(struct emitter *e, struct tm_block_error *err)
 				last = next;
 				have_next = true;
 			}
-			if (jobs.length > 0 && inflight + next.ulen > d->opts.cache_size)
+			if (jobs.length >= WORKERS && inflight + next.ulen > d->opts.cache_size)
 				break;
 			struct job *j = g_new0(struct job, 1);
 			j->u = next;

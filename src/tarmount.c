@@ -496,6 +496,11 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	ensure_std_fds();
+	/* One malloc arena for every thread: a compressed archive's chunks, decoded by one
+	 * FUSE worker and evicted while another decodes, otherwise leave each thread's arena
+	 * holding what it once had (reading every file of the Linux tarball's .tar.gz: RSS
+	 * 187 MB with the default arenas, 95 MB with one, in the same time). */
+	mallopt(M_ARENA_MAX, 1);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
 		return 1;
 	if (o.show_version) {

@@ -29,6 +29,7 @@
 #include "fuse_fill.h"
 #include "fuse_ops.h"
 #include "fuse_rw.h"
+#include "fuse_spin.h"
 
 struct options {
 	char *source;
@@ -50,6 +51,7 @@ struct options {
 	int default_permissions; /* given by the user */
 	int ignore_permissions; /* the opt-out: no mode checks even when others see */
 	int readahead; /* KiB; INT_MIN: not given; negative: a default, not asked for */
+	unsigned spin; /* -o spin=MICROSECONDS */
 	char *compression_name;
 	enum tm_decomp_format compression;
 	int show_help, show_version;
@@ -89,6 +91,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("noseekable_copy", no_copy, 1),
 	OPT("nofill", nofill, 1),
 	OPT("readahead=%d", readahead, 0),
+	OPT("spin=%u", spin, 0),
 	OPT("-h", show_help, 1),
 	OPT("--help", show_help, 1),
 	OPT("-V", show_version, 1),
@@ -287,12 +290,14 @@ static void usage(const char *prog)
 	       "                           zstd, xz, bzip2 or lz4\n"
 	       "    -o readahead=KIB       the kernel's read-ahead window (root; default: the\n"
 	       "                           kernel's, or 1024 for NBD, direct and cached reads)\n"
+	       "    -o spin=MICROSECONDS   after a request, poll for the next this long before\n"
+	       "                           sleeping (one thread; default %d; 0: off)\n"
 	       "    -o ignore_permissions  with allow_other or allow_root: do not enforce the\n"
 	       "                           modes and owners shown (every member readable by\n"
 	       "                           every user who can reach the mount)\n"
 	       "    -V, --version          print the version\n"
 	       "    -h, --help             this help\n\n",
-	       prog);
+	       prog, TM_FUSE_SPIN_DEFAULT);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -487,7 +492,8 @@ static bool finish_rw(const struct options *o, struct tm_archive *archive, struc
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .uid = -1, .gid = -1, .umask = -1, .readahead = INT_MIN };
+	struct options o = { .uid = -1, .gid = -1, .umask = -1, .readahead = INT_MIN,
+			     .spin = TM_FUSE_SPIN_DEFAULT };
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct tm_block *block = NULL;
 	struct tm_index *index = NULL;
@@ -544,6 +550,10 @@ int main(int argc, char **argv)
 		o.commit = 1.0;
 	if (o.readahead != INT_MIN && (o.readahead < 0 || o.readahead > 1 << 20)) {
 		fprintf(stderr, "tarmount: -o readahead=%d: KiB from 0 to 1048576\n", o.readahead);
+		goto out_args;
+	}
+	if (o.spin > 1000000) {
+		fprintf(stderr, "tarmount: -o spin=%u: microseconds from 0 to 1000000\n", o.spin);
 		goto out_args;
 	}
 	uint64_t cache_max = 0;
@@ -709,6 +719,9 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
+	int spin_rc = tm_fuse_spin_attach(se, o.spin);
+	if (spin_rc < 0)
+		log_warning("-o spin: %s; requests are read without polling", strerror(-spin_rc));
 	if (!cmd.foreground) {
 		openlog("tarmount", LOG_PID, LOG_DAEMON);
 		if (fuse_daemonize(0) != 0)

@@ -11,7 +11,9 @@
 #   - the mount table: type fuse.tarmount, the source's path as fsname, ro,nosuid,nodev;
 #   - -o readahead=KIB sets the mount's read-ahead window; by default and with 0 a file's
 #     mount keeps the kernel's, -o cache makes it 1024; bad values are refused;
-#   - SIGTERM to the daemon unmounts cleanly; SIGINT to tarmount -f too, with exit 0;
+#   - -o spin= out of range is refused;
+#   - SIGTERM to the daemon unmounts cleanly, also while a reader keeps it polling (-o spin);
+#     SIGINT to tarmount -f too, with exit 0;
 #   - --version, -V, --help, -h exit 0;
 #   - the archive rewritten in place while mounted (truncated, then another tar written to
 #     the same path): reading a file not read before fails with EIO or returns the old
@@ -324,14 +326,15 @@ if [ -d /sys/class/bdi ]; then
 else
 	fail "no /sys/class/bdi: read-ahead not tested"
 fi
-for bad in -1 1048577 x; do
-	timeout 30 "$TARMOUNT" -o readahead=$bad "$A" "$M" >"$T/out" 2>"$T/err"
+# Out of range or not a number: refused, with the option named, and nothing mounted.
+for bad in readahead=-1 readahead=1048577 readahead=x spin=1000001 spin=-1 spin=x; do
+	timeout 30 "$TARMOUNT" -o "$bad" "$A" "$M" >"$T/out" 2>"$T/err"
 	RC=$?
-	if [ "$RC" != 0 ] && [ "$RC" -lt 124 ] && grep -q readahead "$T/err" && ! is_mounted "$M"; then
-		ok "-o readahead=$bad: refused: $(head -n 1 "$T/err")"
+	if [ "$RC" != 0 ] && [ "$RC" -lt 124 ] && grep -q "${bad%%=*}" "$T/err" && ! is_mounted "$M"; then
+		ok "-o $bad: refused: $(head -n 1 "$T/err")"
 	else
-		fail "-o readahead=$bad: want a refusal naming the option $(last)"
-		is_mounted "$M" && tm_umount "readahead=$bad" "$M"
+		fail "-o $bad: want a refusal naming the option $(last)"
+		is_mounted "$M" && tm_umount "$bad" "$M"
 	fi
 done
 
@@ -348,6 +351,25 @@ if tm_mount "SIGTERM" "$A" "$M"; then
 		else
 			fail "SIGTERM to the daemon ($pids): $(is_mounted "$M" && echo "still mounted, ")process $(for p in $pids; do alive "$p" && echo "$p alive"; done) after 10 s"
 		fi
+	fi
+fi
+
+# SIGTERM while the one thread polls the device after the last request (-s -o spin: a whole
+# second of it): the signal must end the polling, or the thread would go on to sleep in
+# read(2) with nothing left to wake it.
+if tm_mount "SIGTERM, spinning" "$A" "$M" -s -o spin=1000000; then
+	pids=$(daemon_pids "$M")
+	(while stat "$M" >/dev/null 2>&1 && cat "$M"/* >/dev/null 2>&1; do :; done) &
+	reader=$!
+	sleep 0.5
+	kill "$reader" 2>/dev/null
+	wait "$reader" 2>/dev/null
+	kill -TERM $pids
+	# shellcheck disable=SC2086
+	if [ -n "$pids" ] && wait_gone "$M" $pids; then
+		ok "SIGTERM to a polling daemon ($pids): unmounted, process gone"
+	else
+		fail "SIGTERM to a polling daemon ($pids): still there after 10 s"
 	fi
 fi
 

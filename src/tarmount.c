@@ -291,13 +291,13 @@ static void usage(const char *prog)
 	       "    -o readahead=KIB       the kernel's read-ahead window (root; default: the\n"
 	       "                           kernel's, or 1024 for NBD, direct and cached reads)\n"
 	       "    -o spin=MICROSECONDS   after a request, poll for the next this long before\n"
-	       "                           sleeping (one thread; default %d; 0: off)\n"
+	       "                           sleeping (one thread; default 0: off)\n"
 	       "    -o ignore_permissions  with allow_other or allow_root: do not enforce the\n"
 	       "                           modes and owners shown (every member readable by\n"
 	       "                           every user who can reach the mount)\n"
 	       "    -V, --version          print the version\n"
 	       "    -h, --help             this help\n\n",
-	       prog, TM_FUSE_SPIN_DEFAULT);
+	       prog);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }

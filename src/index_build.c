@@ -18,13 +18,11 @@ struct builder {
 	GArray *dparent;    /* uint32_t: the directory inode each dentry was made in */
 	GArray *implicit;   /* uint8_t per inode: a directory the archive never listed */
 	GByteArray *strings, *aux;
-	/* Dentries by (directory inode, name): an open-addressing table of dentry + 1, with
-	 * each dentry's hash kept beside it.  Keyed by parent and name, not by whole path, so
-	 * that a path of any depth costs its length, and a replaced directory's old contents
-	 * are simply not found under the new one. */
-	uint32_t *slots;
-	uint32_t mask;
-	GArray *dhash;      /* uint32_t per dentry */
+	/* Each directory's dentries by name: an open-addressing table per directory inode
+	 * (struct names, made at its first entry).  Keyed by directory and name, not by
+	 * whole path, so that a path of any depth costs its length, and a replaced
+	 * directory's old contents are simply not found under the new one. */
+	GArray *names;
 	/* The directory of the previous member, which the next one usually shares. */
 	char *cache_path;
 	size_t cache_len, cache_cap;
@@ -126,37 +124,96 @@ static struct tm_inode implicit_dir(void)
 	return d;
 }
 
-static uint32_t name_hash(uint32_t parent, const char *name, size_t len)
+static uint32_t name_hash(const char *name, size_t len)
 {
-	uint32_t h = 2166136261u ^ (parent * 0x9e3779b1u);
+	uint32_t h = 2166136261u;
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (uint8_t)name[i]) * 16777619u;
 	return h;
 }
 
+/* One directory's names.  A slot is the name's hash (high half) and its dentry + 1 (low
+ * half; 0 is an empty slot), so that a probe passes other names without touching their
+ * dentries.  A table per directory rather than one for all: the members of a directory
+ * mostly come together, and its table stays in the cache while they do, where one table
+ * for all took a cache miss per member (indexing 1,000,000 entries in 1,000 directories:
+ * 0.85 of the CPU time, 9 interleaved pairs 0.73-0.92). */
+struct names {
+	uint64_t *slots;
+	uint32_t mask; /* slots - 1, a power of two less one; 0: no table yet */
+	uint32_t count;
+};
+
+/* A zeroed table of n slots.  Large ones are read at random, with 4 KiB pages a TLB miss
+ * on every probe: asked for in huge pages. */
+static uint64_t *slots_new(size_t n)
+{
+	size_t bytes = n * sizeof(uint64_t);
+	if (bytes < 4u << 20)
+		return g_malloc0(bytes);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		g_error("index: out of memory for a table of %zu bytes", bytes);
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void slots_free(uint64_t *slots, uint32_t mask)
+{
+	size_t bytes = ((size_t)mask + 1) * sizeof(uint64_t);
+	if (!slots)
+		return;
+	if (bytes < 4u << 20)
+		g_free(slots);
+	else
+		munmap(slots, bytes);
+}
+
+static void slot_put(uint64_t *slots, uint32_t mask, uint64_t slot)
+{
+	uint32_t i = (uint32_t)(slot >> 32) & mask;
+	while (slots[i])
+		i = (i + 1) & mask;
+	slots[i] = slot;
+}
+
+/* The names of directory dir, NULL when it has none yet (make false). */
+static struct names *names_of(struct builder *b, uint32_t dir, bool make)
+{
+	if (dir >= b->names->len) {
+		if (!make)
+			return NULL;
+		g_array_set_size(b->names, b->inodes->len > dir ? b->inodes->len : dir + 1);
+	}
+	struct names *t = &g_array_index(b->names, struct names, dir);
+	if (!t->slots) {
+		if (!make)
+			return NULL;
+		t->mask = 7;
+		t->slots = slots_new(8);
+	}
+	return t;
+}
+
 /* The dentry called name[0..len) in directory parent, or TM_NONE. */
 static uint32_t find_child(struct builder *b, uint32_t parent, const char *name, size_t len)
 {
-	uint32_t h = name_hash(parent, name, len);
-	const uint32_t *dparent = (const uint32_t *)b->dparent->data;
-	const uint32_t *dhash = (const uint32_t *)b->dhash->data;
-	for (uint32_t i = h & b->mask;; i = (i + 1) & b->mask) {
-		uint32_t s = b->slots[i];
+	const struct names *t = names_of(b, parent, false);
+	if (!t)
+		return TM_NONE;
+	uint32_t h = name_hash(name, len);
+	for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		uint64_t s = t->slots[i];
 		if (!s)
 			return TM_NONE;
-		uint32_t de = s - 1;
-		const char *n = (const char *)b->strings->data + dentry_at(b, de)->name;
-		if (dhash[de] == h && dparent[de] == parent && !strncmp(n, name, len) && !n[len])
-			return de;
+		if ((uint32_t)(s >> 32) != h)
+			continue;
+		const char *n = (const char *)b->strings->data + dentry_at(b, (uint32_t)s - 1)->name;
+		if (!strncmp(n, name, len) && !n[len])
+			return (uint32_t)s - 1;
 	}
-}
-
-static void slot_put(struct builder *b, uint32_t de)
-{
-	uint32_t i = g_array_index(b->dhash, uint32_t, de) & b->mask;
-	while (b->slots[i])
-		i = (i + 1) & b->mask;
-	b->slots[i] = de + 1;
 }
 
 /* A dentry for name[0..len), which the string pool holds at off. */
@@ -164,20 +221,22 @@ static uint32_t dentry_put(struct builder *b, uint32_t parent, uint32_t off, con
 			  size_t len, uint32_t ino)
 {
 	struct tm_dentry d = { off, ino };
-	uint32_t h = name_hash(parent, name, len);
 	g_array_append_val(b->dentries, d);
 	g_array_append_val(b->dparent, parent);
-	g_array_append_val(b->dhash, h);
-	if ((uint64_t)b->dentries->len * 2 > b->mask) { /* keep the table at most half full */
-		g_free(b->slots);
-		b->mask = b->mask * 2 + 1;
-		b->slots = g_new0(uint32_t, (size_t)b->mask + 1);
-		for (uint32_t k = 0; k < b->dentries->len; k++)
-			slot_put(b, k);
-	} else {
-		slot_put(b, b->dentries->len - 1);
+	uint32_t de = b->dentries->len - 1;
+	struct names *t = names_of(b, parent, true);
+	if ((uint64_t)++t->count * 2 > t->mask) { /* keep the table at most half full */
+		uint32_t mask = t->mask * 2 + 1;
+		uint64_t *slots = slots_new((size_t)mask + 1);
+		for (uint32_t i = 0; i <= t->mask; i++)
+			if (t->slots[i])
+				slot_put(slots, mask, t->slots[i]);
+		slots_free(t->slots, t->mask);
+		t->slots = slots;
+		t->mask = mask;
 	}
-	return b->dentries->len - 1;
+	slot_put(t->slots, t->mask, (uint64_t)name_hash(name, len) << 32 | (de + 1));
+	return de;
 }
 
 static uint32_t dentry_new(struct builder *b, uint32_t parent, const char *name, size_t len,
@@ -582,8 +641,11 @@ static void builder_clear(struct builder *b)
 		g_byte_array_unref(b->aux);
 	g_array_unref(b->dparent);
 	g_array_unref(b->implicit);
-	g_free(b->slots);
-	g_array_unref(b->dhash);
+	for (guint i = 0; i < b->names->len; i++) {
+		struct names *t = &g_array_index(b->names, struct names, i);
+		slots_free(t->slots, t->mask);
+	}
+	g_array_unref(b->names);
 	g_free(b->cache_path);
 	g_hash_table_destroy(b->owners);
 	g_hash_table_destroy(b->xattr_lists);
@@ -603,9 +665,7 @@ static void builder_init(struct builder *b, const struct tm_index_options *opts)
 	b->implicit = g_array_new(FALSE, FALSE, 1);
 	b->strings = g_byte_array_new();
 	b->aux = g_byte_array_new();
-	b->mask = 1023;
-	b->slots = g_new0(uint32_t, (size_t)b->mask + 1);
-	b->dhash = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	b->names = g_array_new(FALSE, TRUE, sizeof(struct names));
 	b->cache_ino = TM_NONE;
 	b->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	b->xattr_lists = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,

@@ -23,6 +23,7 @@ struct builder {
 	 * whole path, so that a path of any depth costs its length, and a replaced
 	 * directory's old contents are simply not found under the new one. */
 	GArray *names;
+	uint32_t hash_seed;
 	/* The directory of the previous member, which the next one usually shares. */
 	char *cache_path;
 	size_t cache_len, cache_cap;
@@ -124,9 +125,12 @@ static struct tm_inode implicit_dir(void)
 	return d;
 }
 
-static uint32_t name_hash(const char *name, size_t len)
+/* FNV-1a from a start drawn for each build: names chosen to collide (an archive made to
+ * turn every lookup into a walk of one long chain) collide only under the start they were
+ * chosen for. */
+static uint32_t name_hash(const struct builder *b, const char *name, size_t len)
 {
-	uint32_t h = 2166136261u;
+	uint32_t h = b->hash_seed;
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (uint8_t)name[i]) * 16777619u;
 	return h;
@@ -203,7 +207,7 @@ static uint32_t find_child(struct builder *b, uint32_t parent, const char *name,
 	const struct names *t = names_of(b, parent, false);
 	if (!t)
 		return TM_NONE;
-	uint32_t h = name_hash(name, len);
+	uint32_t h = name_hash(b, name, len);
 	for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
 		uint64_t s = t->slots[i];
 		if (!s)
@@ -235,7 +239,7 @@ static uint32_t dentry_put(struct builder *b, uint32_t parent, uint32_t off, con
 		t->slots = slots;
 		t->mask = mask;
 	}
-	slot_put(t->slots, t->mask, (uint64_t)name_hash(name, len) << 32 | (de + 1));
+	slot_put(t->slots, t->mask, (uint64_t)name_hash(b, name, len) << 32 | (de + 1));
 	return de;
 }
 
@@ -666,6 +670,7 @@ static void builder_init(struct builder *b, const struct tm_index_options *opts)
 	b->strings = g_byte_array_new();
 	b->aux = g_byte_array_new();
 	b->names = g_array_new(FALSE, TRUE, sizeof(struct names));
+	b->hash_seed = g_random_int() | 1;
 	b->cache_ino = TM_NONE;
 	b->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	b->xattr_lists = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,

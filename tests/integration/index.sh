@@ -30,6 +30,10 @@
 #      nothing; -o index=PATH writes PATH and reuses it; the mounted tree (find -printf
 #      '%p %y %m %s %T@', sorted) is the same in every case; a damaged archive's second
 #      mount warns that it is damaged.
+#   8. one directory of 600,000 names and one of them given again later (the index builder's
+#      table of a directory's names grown past the size it maps in huge pages): tarkv ls
+#      of it is GNU tar's listing of it, unique and in byte order, and the later member is
+#      the one served (its mode).
 # Run by `sh script`: go on under bash.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # shellcheck source=lib.sh
@@ -537,5 +541,26 @@ if fuse_ok; then
 		fi
 	fi
 fi
+
+# 8. A large directory, and a name given twice.
+python3 - "$top_srcdir/tests/bench" "$T/flat.tar" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from mkmany import header
+with open(sys.argv[2], "wb") as f:
+    f.write(header(b"d/", b"5", 0o755))
+    f.write(b"".join(header(b"d/f%07d" % i, b"0", 0o644) for i in range(600000)))
+    f.write(header(b"d/f0000007", b"0", 0o600))
+    f.write(bytes(1024))
+PY
+tar -tf "$T/flat.tar" | sed -n 's|^d/\(.\)|\1|p' | LC_ALL=C sort -u >"$T/flat.want"
+timeout 120 "$TARKV" -q --no-index "$T/flat.tar" ls d >"$T/flat.got" 2>"$T/err" &&
+	cmp -s "$T/flat.want" "$T/flat.got" &&
+	ok "600,000 names in one directory: tarkv ls is tar -tf's unique names ($(wc -l <"$T/flat.got"))" ||
+	fail "600,000 names in one directory: tarkv ls differs from tar -tf ($(wc -l <"$T/flat.got") lines; $(head -c 200 "$T/err"))"
+mode=$(timeout 60 "$TARKV" -q --no-index "$T/flat.tar" stat d/f0000007 | sed -n 's/^mode: \([0-7]*\).*/\1/p')
+[ "$mode" = 0600 ] && ok "a name given twice: the later member wins (mode 0600)" ||
+	fail "a name given twice: mode '$mode', not the later member's 0600"
+rm -f "$T/flat.tar"
 
 finish

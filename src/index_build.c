@@ -144,16 +144,19 @@ static uint32_t name_hash(const struct builder *b, const char *name, size_t len)
  * 0.85 of the CPU time, 9 interleaved pairs 0.73-0.92). */
 struct names {
 	uint64_t *slots;
-	uint32_t mask; /* slots - 1, a power of two less one; 0: no table yet */
+	uint32_t mask; /* the number of slots less one (a power of two less one) */
 	uint32_t count;
 };
 
-/* A zeroed table of n slots.  Large ones are read at random, with 4 KiB pages a TLB miss
- * on every probe: asked for in huge pages. */
+/* Tables of this many bytes and more are mapped on their own, in huge pages: they are read
+ * at random, and with 4 KiB pages every probe is a TLB miss. */
+#define SLOTS_MAPPED (4u << 20)
+
+/* A zeroed table of n slots. */
 static uint64_t *slots_new(size_t n)
 {
 	size_t bytes = n * sizeof(uint64_t);
-	if (bytes < 4u << 20)
+	if (bytes < SLOTS_MAPPED)
 		return g_malloc0(bytes);
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
@@ -169,7 +172,7 @@ static void slots_free(uint64_t *slots, uint32_t mask)
 	size_t bytes = ((size_t)mask + 1) * sizeof(uint64_t);
 	if (!slots)
 		return;
-	if (bytes < 4u << 20)
+	if (bytes < SLOTS_MAPPED)
 		g_free(slots);
 	else
 		munmap(slots, bytes);
@@ -195,8 +198,9 @@ static struct names *names_of(struct builder *b, uint32_t dir, bool make)
 	if (!t->slots) {
 		if (!make)
 			return NULL;
-		t->mask = 7;
-		t->slots = slots_new(8);
+		/* Small: most directories hold a few names (one costs 32 bytes). */
+		t->mask = 3;
+		t->slots = slots_new(4);
 	}
 	return t;
 }
@@ -670,7 +674,7 @@ static void builder_init(struct builder *b, const struct tm_index_options *opts)
 	b->strings = g_byte_array_new();
 	b->aux = g_byte_array_new();
 	b->names = g_array_new(FALSE, TRUE, sizeof(struct names));
-	b->hash_seed = g_random_int() | 1;
+	b->hash_seed = g_random_int();
 	b->cache_ino = TM_NONE;
 	b->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	b->xattr_lists = g_hash_table_new_full(g_bytes_hash, g_bytes_equal,
